@@ -1,0 +1,137 @@
+"""`sandpit`: run the local stack, a gateway, a worker, or send one call to a server.
+
+sandpit up [--workers N]            Redis + gateway + workers on this machine, Ctrl-C stops all
+sandpit gateway                     the HTTP gateway (needs REDIS_URL)
+sandpit worker                      one worker process (needs REDIS_URL)
+sandpit run FILE | -c CODE          send a call to a server and print the result
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from service.config import Settings, load_settings
+from service.models import ExecutionResult, Language, Status
+
+SUFFIXES = {".py": Language.python, ".sh": Language.bash, ".cpp": Language.cpp, ".cc": Language.cpp}
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from service.stack import LocalStack
+
+    stack = LocalStack(settings, workers=args.workers, redis_url_given="redis_url" in settings.model_fields_set)
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        stack.start()
+        print(f"sandpit is up at {stack.url} (redis {settings.redis_url}); Ctrl-C stops it", flush=True)
+        return stack.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.stop()
+
+
+def cmd_gateway(_: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.gateway.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.max_timeout_s + settings.compile_timeout_s),
+    )
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace, settings: Settings) -> int:
+    from service.worker.main import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, _: Settings) -> int:
+    from service.client import SandpitClient, SandpitError
+
+    if args.code is not None:
+        code, language = args.code, args.language or Language.python
+    elif args.file is not None:
+        path = Path(args.file)
+        code = path.read_text()
+        language = args.language or SUFFIXES.get(path.suffix)
+        if language is None:
+            print(f"cannot tell the language of {path}; pass --language", file=sys.stderr)
+            return 2
+    else:
+        print("give a FILE or -c CODE", file=sys.stderr)
+        return 2
+    stdin = Path(args.stdin).read_text() if args.stdin else ""
+    options = {"stdin": stdin, "timeout_s": args.timeout, "memory_mb": args.memory}
+    with SandpitClient(args.url) as client:
+        try:
+            result = client.execute(language, code, **options)
+        except SandpitError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    _print_result(result, args.json)
+    return 0 if result.status == Status.ok else 1
+
+
+def _print_result(result: ExecutionResult, as_json: bool) -> None:
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    print(f"[{result.status} exit={result.exit_code} {result.duration_ms:.1f} ms]", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sandpit", description="Sandboxed code execution for RL rollouts")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run Redis, the gateway and workers locally")
+    up.add_argument("--workers", type=int, default=1, help="worker processes (each runs SANDPIT_WORKER_CONCURRENCY)")
+    up.set_defaults(handler=cmd_up)
+    sub.add_parser("gateway", help="run the HTTP gateway").set_defaults(handler=cmd_gateway)
+    sub.add_parser("worker", help="run one worker process").set_defaults(handler=cmd_worker)
+    run = sub.add_parser("run", help="send a file or snippet to a server and print the result")
+    run.add_argument("file", nargs="?", help="source file; the suffix picks the language")
+    run.add_argument("-c", "--code", help="code to run instead of a file")
+    run.add_argument("-l", "--language", choices=[lang.value for lang in Language])
+    run.add_argument("--stdin", help="file to feed to the program's standard input")
+    run.add_argument("--timeout", type=float, help="seconds")
+    run.add_argument("--memory", type=int, help="MiB")
+    run.add_argument("--url", default=os.environ.get("SANDPIT_URL", "http://127.0.0.1:8080"))
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    code: int = args.handler(args, load_settings())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

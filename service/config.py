@@ -1,0 +1,67 @@
+"""Every setting Sandpit reads, in one typed object.
+
+`Settings` is built once at start-up (from `SANDPIT_*` environment variables, plus the conventional
+`REDIS_URL` and `PORT`) and passed down to the gateway, the worker and the sandbox. Nothing deeper in the
+code reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDPIT_", extra="ignore")
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("SANDPIT_REDIS_URL", "REDIS_URL"),
+    )
+    key_prefix: str = "sandpit"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, validation_alias=AliasChoices("SANDPIT_PORT", "PORT"))
+    max_body_bytes: int = 2 * 1024 * 1024
+
+    # Limits a caller may ask for, and what they get when they ask for nothing.
+    default_timeout_s: float = 10.0
+    max_timeout_s: float = 60.0
+    default_memory_mb: int = 512
+    max_memory_mb: int = 4096
+    max_output_bytes: int = 1024 * 1024
+    max_code_bytes: int = 512 * 1024
+    max_stdin_bytes: int = 1024 * 1024
+
+    # How long a call may wait in the queue before its caller has given up on it.
+    queue_wait_s: float = 60.0
+    result_ttl_s: int = 3600
+
+    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    worker_batch: int = 64
+    heartbeat_interval_s: float = 2.0
+    heartbeat_ttl_s: float = 10.0
+    # A job whose worker stopped refreshing it for this long is handed to another worker.
+    reclaim_idle_s: float = 15.0
+    max_attempts: int = 3
+
+    bwrap_path: str = "bwrap"
+    python_path: str = "/usr/bin/python3"
+    cxx_path: str = "/usr/bin/g++"
+    bash_path: str = "/bin/bash"
+    compile_timeout_s: float = 30.0
+    compile_memory_mb: int = 2048
+    workspace_root: Path = Path("/tmp/sandpit-workspaces")
+    workspace_max_bytes: int = 64 * 1024 * 1024
+    max_processes: int = 64
+    max_open_files: int = 256
+    # When the worker runs as root, each sandbox slot runs as its own unprivileged uid, so that
+    # per-user kernel limits (RLIMIT_NPROC) of one call cannot starve another.
+    sandbox_uid_base: int = 60000
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The HTTP gateway: validates calls, enqueues them, waits for their results, answers."""

@@ -1,0 +1,24 @@
+"""What the gateway holds for its lifetime: settings, the queue and the shared result listener."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from service.config import Settings
+from service.queue.listener import ResultListener
+from service.queue.redis_queue import RedisQueue
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    queue: RedisQueue
+    listener: ResultListener
+    id: str
+
+
+def gateway_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state

@@ -1,0 +1,171 @@
+"""The job queue on Redis Streams: enqueue, claim, keep alive, reclaim, publish the one final result.
+
+Jobs are stream entries read through one consumer group, so an entry a worker has read stays in the
+group's pending list until that worker publishes its result. Running jobs are touched on every
+heartbeat; an entry nobody touched for `reclaim_idle_s` belongs to a dead worker and is claimed by a
+live one. The result is written with SET NX by a Lua script that also publishes it to the waiting
+gateway and acknowledges the entry, so a job redelivered after a false alarm still has exactly one
+final result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import ResponseError
+
+from service.models import ExecutionResult, Job
+from service.queue.keys import Keys
+
+log = logging.getLogger(__name__)
+
+JOB_FIELD = b"job"
+
+# KEYS: result key, jobs stream, attempts hash.
+# ARGV: result JSON, TTL seconds, group, stream entry id ('' if none), reply channel ('' if none), job id.
+PUBLISH_RESULT = """
+local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+if first and ARGV[5] ~= '' then
+  redis.call('PUBLISH', ARGV[5], ARGV[1])
+end
+if ARGV[4] ~= '' then
+  redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('XDEL', KEYS[2], ARGV[4])
+end
+redis.call('HDEL', KEYS[3], ARGV[6])
+if first then return 1 end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    entry_id: bytes
+    job: Job
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    claimed: list[Claimed]
+    # Jobs redelivered more than max_attempts times: they get a sandbox_error, not another run.
+    exhausted: list[Claimed]
+
+
+def connect(redis_url: str) -> aioredis.Redis:
+    return aioredis.Redis.from_url(redis_url, health_check_interval=30, socket_keepalive=True)
+
+
+class RedisQueue:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.keys = Keys(prefix)
+        self._publish = redis.register_script(PUBLISH_RESULT)
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.jobs, self.keys.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, job: Job) -> None:
+        await self.redis.xadd(self.keys.jobs, {JOB_FIELD: job.model_dump_json()})
+
+    async def depth(self) -> int:
+        return int(await self.redis.xlen(self.keys.jobs))
+
+    async def claim_jobs(self, consumer: str, count: int, block_ms: int) -> list[Claimed]:
+        # RESP2 reply: [[stream, [(entry_id, {field: value}), ...]]] or None when the block timed out.
+        reply = cast(
+            Any,
+            await self.redis.xreadgroup(self.keys.group, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms),
+        )
+        if not reply:
+            return []
+        _stream, entries = reply[0]
+        return await self._parse_entries(entries)
+
+    async def reclaim_stale(self, consumer: str, idle_s: float, count: int, max_attempts: int) -> Reclaimed:
+        reply = cast(
+            Any,
+            await self.redis.xautoclaim(
+                self.keys.jobs, self.keys.group, consumer, min_idle_time=int(idle_s * 1000), count=count
+            ),
+        )
+        claimed = await self._parse_entries(reply[1])
+        fresh: list[Claimed] = []
+        exhausted: list[Claimed] = []
+        for item in claimed:
+            retries = await self.redis.hincrby(self.keys.attempts, item.job.id, 1)
+            (exhausted if retries >= max_attempts else fresh).append(item)
+        return Reclaimed(fresh, exhausted)
+
+    async def touch(self, consumer: str, entry_ids: list[bytes]) -> None:
+        """Reset the idle time of the entries a live worker is still running."""
+        if entry_ids:
+            await self.redis.xclaim(
+                self.keys.jobs,
+                self.keys.group,
+                consumer,
+                min_idle_time=0,
+                message_ids=list[Any](entry_ids),
+                justid=True,
+            )
+
+    async def publish_result(self, result: ExecutionResult, job: Job, entry_id: bytes | None, ttl_s: int) -> bool:
+        """Store the final result unless one exists, notify the waiting gateway, ack the job."""
+        first = await self._publish(
+            keys=[self.keys.result(result.id), self.keys.jobs, self.keys.attempts],
+            args=[
+                result.model_dump_json(),
+                ttl_s,
+                self.keys.group,
+                entry_id or b"",
+                self.keys.reply_channel(job.reply_to) if job.reply_to else "",
+                result.id,
+            ],
+        )
+        return bool(first)
+
+    async def get_result(self, job_id: str) -> ExecutionResult | None:
+        raw = await self.redis.get(self.keys.result(job_id))
+        return ExecutionResult.model_validate_json(raw) if raw else None
+
+    async def get_raw_results(self, job_ids: list[str]) -> list[bytes]:
+        """The stored result JSON of those of `job_ids` that have finished."""
+        if not job_ids:
+            return []
+        raws = await self.redis.mget([self.keys.result(job_id) for job_id in job_ids])
+        return [cast(bytes, raw) for raw in raws if raw]
+
+    async def heartbeat(self, worker_id: str, ttl_s: float) -> None:
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.workers, {worker_id: now})
+            pipe.zremrangebyscore(self.keys.workers, "-inf", now - 10 * ttl_s)
+            await pipe.execute()
+
+    async def forget_worker(self, worker_id: str) -> None:
+        await self.redis.zrem(self.keys.workers, worker_id)
+
+    async def live_workers(self, ttl_s: float) -> int:
+        return int(await self.redis.zcount(self.keys.workers, time.time() - ttl_s, "+inf"))
+
+    async def _parse_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Claimed]:
+        claimed: list[Claimed] = []
+        for entry_id, fields in entries:
+            if not fields:
+                continue  # the entry was deleted while pending: its job already has a result
+            try:
+                claimed.append(Claimed(entry_id, Job.model_validate_json(fields[JOB_FIELD])))
+            except (KeyError, ValidationError):
+                # Only a foreign writer puts such an entry on our stream; it has no one to answer.
+                log.error("dropping malformed stream entry %r", entry_id)
+                await self.redis.xack(self.keys.jobs, self.keys.group, entry_id)
+                await self.redis.xdel(self.keys.jobs, entry_id)
+        return claimed

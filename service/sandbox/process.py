@@ -1,0 +1,144 @@
+"""Run one already-sandboxed command: feed stdin, capture output under a cap, enforce the wall clock.
+
+This module knows nothing about namespaces; it receives the full argv (bubblewrap and the program)
+and the resource limits to apply to the process before it executes. It reports what happened as a
+`ProcessOutcome` and never raises for anything the program does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+READ_CHUNK = 256 * 1024
+
+
+@dataclass
+class CapturedStream:
+    cap: int
+    data: bytearray
+    total: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.data)
+
+
+@dataclass
+class ProcessOutcome:
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    stdout: CapturedStream
+    stderr: CapturedStream
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    memory_bytes: int
+    cpu_seconds: int
+    max_processes: int
+    max_open_files: int
+    max_file_bytes: int
+
+    def apply(self) -> None:
+        """Runs in the child between fork and exec; only async-signal-safe work belongs here."""
+        resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_bytes, self.max_file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+async def _drain(stream: asyncio.StreamReader | None, captured: CapturedStream) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(READ_CHUNK):
+        room = captured.cap - len(captured.data)
+        if room > 0:
+            captured.data += chunk[:room]
+        captured.total += len(chunk)
+
+
+async def _feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:
+    if stdin is None:
+        return
+    # The program may exit without reading its input; that is its business, not an error.
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        if data:
+            stdin.write(data)
+            await stdin.drain()
+    stdin.close()
+
+
+def _decode_status(returncode: int) -> tuple[int | None, int | None]:
+    """bubblewrap reports a child killed by signal N as exit status 128+N."""
+    if returncode < 0:
+        return None, -returncode
+    if 128 < returncode < 128 + 65:
+        return returncode, returncode - 128
+    return returncode, None
+
+
+async def run_process(
+    argv: list[str],
+    stdin: bytes,
+    timeout_s: float,
+    output_cap: int,
+    limits: ResourceLimits,
+    user: int | None = None,
+    pass_fds: tuple[int, ...] = (),
+    before_exec: Callable[[], None] | None = None,
+) -> ProcessOutcome:
+    def prepare_child() -> None:
+        limits.apply()
+        if before_exec is not None:
+            before_exec()
+
+    stdout = CapturedStream(output_cap, bytearray())
+    stderr = CapturedStream(output_cap, bytearray())
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=prepare_child,
+        user=user,
+        group=user,
+        extra_groups=[] if user is not None else None,
+        pass_fds=pass_fds,
+        close_fds=True,
+        start_new_session=True,
+    )
+    io = asyncio.gather(_feed(proc.stdin, stdin), _drain(proc.stdout, stdout), _drain(proc.stderr, stderr))
+    timed_out = False
+    try:
+        await asyncio.wait_for(asyncio.shield(io), timeout_s)
+        await asyncio.wait_for(proc.wait(), max(0.1, timeout_s - (time.perf_counter() - started)))
+    except TimeoutError:
+        timed_out = True
+    finally:
+        kill_tree(proc.pid)
+        await proc.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(io, 1.0)
+    duration_ms = (time.perf_counter() - started) * 1000
+    exit_code, sig = _decode_status(proc.returncode if proc.returncode is not None else -signal.SIGKILL)
+    if timed_out:
+        exit_code, sig = None, signal.SIGKILL
+    return ProcessOutcome(exit_code, sig, timed_out, stdout, stderr, duration_ms)
+
+
+def kill_tree(pid: int) -> None:
+    """Kill bubblewrap's whole session; with --die-with-parent its pid namespace dies with it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,144 @@
+"""`sandpit up`: the whole service as local processes, stopped together.
+
+Starts `redis-server` as a child on a free loopback port (unless a Redis URL was given), one gateway
+and the requested number of worker processes, each as `python -m service.cli ...` with the same
+settings. Every child gets PR_SET_PDEATHSIG so none outlives this supervisor, even after a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout_s:g}s")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+class LocalStack:
+    """Owns the child processes of one local deployment."""
+
+    def __init__(self, settings: Settings, workers: int, redis_url_given: bool) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.redis_url_given = redis_url_given
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.redis_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def start(self) -> None:
+        if not self.redis_url_given:
+            self._start_redis()
+        env = {**os.environ, "SANDPIT_REDIS_URL": self.settings.redis_url, "SANDPIT_PORT": str(self.settings.port)}
+        for _ in range(self.workers):
+            self._spawn([sys.executable, "-m", "service.cli", "worker"], env)
+        self._spawn([sys.executable, "-m", "service.cli", "gateway"], env)
+        _wait_until(lambda: _ready(self.url) or self._child_died(), 60, "the gateway")
+        if self._child_died():
+            raise RuntimeError("a child process exited during start-up")
+
+    def _start_redis(self) -> None:
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise RuntimeError("redis-server not found: install it (apt-get install redis-server) or set REDIS_URL")
+        port = free_port()
+        self.redis_dir = Path(tempfile.mkdtemp(prefix="sandpit-redis-"))
+        argv = [
+            redis_server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(self.redis_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
+        ]
+        self._spawn(argv, dict(os.environ))
+        _wait_until(lambda: _port_open(port), 10, "redis-server")
+        self.settings.redis_url = f"redis://127.0.0.1:{port}/0"
+
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> None:
+        self.children.append(subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent))
+
+    def _child_died(self) -> bool:
+        return any(child.poll() is not None for child in self.children)
+
+    def wait(self) -> int:
+        """Block until a child exits on its own; return its exit code."""
+        while True:
+            for child in self.children:
+                code = child.poll()
+                if code is not None:
+                    log.error("child %d exited with %s", child.pid, code)
+                    return code or 1
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        # Gateway and workers first (newest first) so they finish their calls while Redis still runs.
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if self.redis_dir is not None:
+            shutil.rmtree(self.redis_dir, ignore_errors=True)

@@ -1,0 +1,151 @@
+"""The worker: claim jobs, run each in its own sandbox slot, publish the result, heartbeat.
+
+One asyncio loop per process. It reads as many jobs as it has free slots in one XREADGROUP, runs
+each in a task that owns one slot (a slot is a sandbox uid and a share of the machine), and publishes
+the result with the queue's exactly-once script. A heartbeat task announces the worker and keeps its
+running jobs from being reclaimed; the claim loop also picks up jobs abandoned by dead workers.
+SIGTERM stops intake and lets running calls finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.config import Settings
+from service.models import ExecutionResult, Status
+from service.queue.redis_queue import Claimed, RedisQueue
+from service.sandbox.executor import Sandbox
+
+log = logging.getLogger(__name__)
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+CLAIM_BLOCK_MS = 1000
+RETRY_DELAY_S = 0.5
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(self, settings: Settings, queue: RedisQueue, sandbox: Sandbox) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.sandbox = sandbox
+        self.id = new_worker_id()
+        self.free_slots = list(range(settings.worker_concurrency))
+        self.running: dict[bytes, asyncio.Task[None]] = {}
+        self.stopping = asyncio.Event()
+        self._last_reclaim = 0.0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> None:
+        await self._until_redis_answers(self.queue.ensure_group)
+        heartbeat = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
+        log.info("worker %s ready with %d slots", self.id, len(self.free_slots))
+        try:
+            while not self.stopping.is_set():
+                await self._claim_and_start()
+        finally:
+            if self.running:
+                await asyncio.gather(*self.running.values(), return_exceptions=True)
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
+                await heartbeat
+                await self.queue.forget_worker(self.id)
+            log.info("worker %s stopped", self.id)
+
+    async def _claim_and_start(self) -> None:
+        if not self.free_slots:
+            await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
+            return
+        try:
+            for claimed in await self._claim(min(len(self.free_slots), self.settings.worker_batch)):
+                self._start(claimed)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis came back without its data: the stream and group are gone, make them again.
+            await self.queue.ensure_group()
+        except REDIS_DOWN as exc:
+            log.warning("worker lost Redis (%s)", exc)
+            await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _claim(self, count: int) -> list[Claimed]:
+        claimed: list[Claimed] = []
+        now = time.monotonic()
+        if now - self._last_reclaim > self.settings.reclaim_idle_s / 3:
+            self._last_reclaim = now
+            reclaimed = await self.queue.reclaim_stale(
+                self.id, self.settings.reclaim_idle_s, count, self.settings.max_attempts
+            )
+            for item in reclaimed.exhausted:
+                reason = f"abandoned by a dead worker {self.settings.max_attempts} times"
+                await self._publish(item, ExecutionResult(id=item.job.id, status=Status.sandbox_error, reason=reason))
+            claimed += reclaimed.claimed
+        if len(claimed) < count:
+            claimed += await self.queue.claim_jobs(self.id, count - len(claimed), CLAIM_BLOCK_MS)
+        return claimed
+
+    def _start(self, claimed: Claimed) -> None:
+        slot = self.free_slots.pop()
+        task = asyncio.create_task(self._handle(claimed, slot), name=f"job-{claimed.job.id}")
+        self.running[claimed.entry_id] = task
+
+        def release(_: asyncio.Task[None]) -> None:
+            self.running.pop(claimed.entry_id, None)
+            self.free_slots.append(slot)
+
+        task.add_done_callback(release)
+
+    async def _handle(self, claimed: Claimed, slot: int) -> None:
+        job = claimed.job
+        started = time.time()
+        if started > job.start_by:
+            result = ExecutionResult(id=job.id, status=Status.expired, reason="its caller stopped waiting while queued")
+        else:
+            result = await self.sandbox.execute(job, slot)
+        result.queued_ms = round(max(0.0, started - job.enqueued_at) * 1000, 3)
+        result.worker = self.id
+        await self._publish(claimed, result)
+
+    async def _publish(self, claimed: Claimed, result: ExecutionResult) -> None:
+        """Retry through a Redis outage; if we stop first, the entry stays pending and is redelivered."""
+        while True:
+            try:
+                await self.queue.publish_result(result, claimed.job, claimed.entry_id, self.settings.result_ttl_s)
+                return
+            except REDIS_DOWN as exc:
+                if self.stopping.is_set():
+                    log.error("could not publish %s before stopping: %s", result.id, exc)
+                    return
+                await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.queue.heartbeat(self.id, self.settings.heartbeat_ttl_s)
+                await self.queue.touch(self.id, list(self.running))
+            await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    async def _until_redis_answers(self, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await action()
+                return
+            except REDIS_DOWN as exc:
+                log.warning("waiting for Redis (%s)", exc)
+                await asyncio.sleep(RETRY_DELAY_S)

@@ -1,0 +1,36 @@
+"""Start one worker process: connect, check the sandbox works here, run until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from service.config import Settings
+from service.queue.redis_queue import RedisQueue, connect
+from service.sandbox.executor import Sandbox
+from service.worker.loop import Worker
+
+
+async def serve_worker(settings: Settings) -> None:
+    if sys.version_info < (3, 12):
+        # Python 3.11 watches each child with a thread; a pidfd needs none (3.12+ does this itself).
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+    sandbox = Sandbox(settings)
+    sandbox.check()
+    redis = connect(settings.redis_url)
+    worker = Worker(settings, RedisQueue(redis, settings.key_prefix), sandbox)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        await redis.aclose()
+        sandbox.close()
+
+
+def run_worker(settings: Settings) -> None:
+    asyncio.run(serve_worker(settings))
