@@ -62,6 +62,15 @@ def _ready(url: str) -> bool:
         return False
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process the same settings as `settings`."""
+    dumped = settings.model_dump(mode="json")
+    env = {f"SANDPIT_{name.upper()}": str(dumped[name]) for name in settings.model_fields_set}
+    env["SANDPIT_REDIS_URL"] = settings.redis_url
+    env["SANDPIT_PORT"] = str(settings.port)
+    return env
+
+
 class LocalStack:
     """Owns the child processes of one local deployment."""
 
@@ -69,7 +78,7 @@ class LocalStack:
         self.settings = settings
         self.workers = workers
         self.redis_url_given = redis_url_given
-        self.children: list[subprocess.Popen[bytes]] = []
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.redis_dir: Path | None = None
 
     @property
@@ -79,10 +88,10 @@ class LocalStack:
     def start(self) -> None:
         if not self.redis_url_given:
             self._start_redis()
-        env = {**os.environ, "SANDPIT_REDIS_URL": self.settings.redis_url, "SANDPIT_PORT": str(self.settings.port)}
+        env = {**os.environ, **settings_env(self.settings)}
         for _ in range(self.workers):
-            self._spawn([sys.executable, "-m", "service.cli", "worker"], env)
-        self._spawn([sys.executable, "-m", "service.cli", "gateway"], env)
+            self._spawn("worker", [sys.executable, "-m", "service.cli", "worker"], env)
+        self._spawn("gateway", [sys.executable, "-m", "service.cli", "gateway"], env)
         _wait_until(lambda: _ready(self.url) or self._child_died(), 60, "the gateway")
         if self._child_died():
             raise RuntimeError("a child process exited during start-up")
@@ -110,29 +119,32 @@ class LocalStack:
             "--loglevel",
             "warning",
         ]
-        self._spawn(argv, dict(os.environ))
+        self._spawn("redis", argv, dict(os.environ))
         _wait_until(lambda: _port_open(port), 10, "redis-server")
         self.settings.redis_url = f"redis://127.0.0.1:{port}/0"
 
-    def _spawn(self, argv: list[str], env: dict[str, str]) -> None:
-        self.children.append(subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent))
+    def _spawn(self, role: str, argv: list[str], env: dict[str, str]) -> None:
+        self.children.append((role, subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)))
+
+    def processes(self, role: str) -> list[subprocess.Popen[bytes]]:
+        return [child for child_role, child in self.children if child_role == role]
 
     def _child_died(self) -> bool:
-        return any(child.poll() is not None for child in self.children)
+        return any(child.poll() is not None for _, child in self.children)
 
     def wait(self) -> int:
         """Block until a child exits on its own; return its exit code."""
         while True:
-            for child in self.children:
+            for role, child in self.children:
                 code = child.poll()
                 if code is not None:
-                    log.error("child %d exited with %s", child.pid, code)
+                    log.error("%s (pid %d) exited with %s", role, child.pid, code)
                     return code or 1
             time.sleep(0.2)
 
     def stop(self) -> None:
         # Gateway and workers first (newest first) so they finish their calls while Redis still runs.
-        for child in reversed(self.children):
+        for _, child in reversed(self.children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
             try:
