@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body parser lets it through as a 413 instead of a 400."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, detail=f"request body larger than {max_bytes} bytes")
 
 
 class BodyLimitMiddleware:
@@ -32,7 +36,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -47,5 +51,5 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413)
+        response = JSONResponse({"detail": BodyTooLarge(self.max_bytes).detail}, status_code=413)
         await response(scope, receive, send)

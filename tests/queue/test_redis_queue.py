@@ -1,0 +1,119 @@
+"""The queue against a real redis-server: claiming, redelivery, and exactly one final result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
+from service.queue.listener import ResultListener
+from service.queue.redis_queue import RedisQueue
+
+LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=1, compile_memory_mb=64)
+
+
+def make_job(reply_to: str | None = None) -> Job:
+    now = time.time()
+    request = ExecuteRequest(language="python", code="print(1)")
+    return Job(id=uuid.uuid4().hex, request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60, reply_to=reply_to)
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[RedisQueue]:
+    client = aioredis.Redis.from_url(redis_url)
+    queue = RedisQueue(client, f"test{uuid.uuid4().hex[:8]}")
+    await queue.ensure_group()
+    yield queue
+    await client.aclose()
+
+
+async def test_claimed_job_round_trips_intact(queue: RedisQueue) -> None:
+    job = make_job()
+    await queue.enqueue(job)
+    claimed = await queue.claim_jobs("w1", 10, 100)
+    assert [c.job for c in claimed] == [job]
+    assert await queue.claim_jobs("w2", 10, 50) == []
+
+
+async def test_second_result_for_a_job_is_refused(queue: RedisQueue) -> None:
+    job = make_job()
+    await queue.enqueue(job)
+    [claimed] = await queue.claim_jobs("w1", 1, 100)
+    first = ExecutionResult(id=job.id, status=Status.ok, stdout="first")
+    second = ExecutionResult(id=job.id, status=Status.ok, stdout="second")
+    assert await queue.publish_result(first, job, claimed.entry_id, 60) is True
+    assert await queue.publish_result(second, job, claimed.entry_id, 60) is False
+    stored = await queue.get_raw_results([job.id])
+    assert [ExecutionResult.model_validate_json(raw).stdout for raw in stored] == ["first"]
+    assert await queue.depth() == 0
+
+
+async def test_job_of_a_silent_worker_is_reclaimed_then_exhausted(queue: RedisQueue) -> None:
+    job = make_job()
+    await queue.enqueue(job)
+    await queue.claim_jobs("dead-worker", 1, 100)
+    await asyncio.sleep(0.15)
+    first = await queue.reclaim_stale("live-worker", 0.1, 10, max_attempts=2)
+    assert [c.job.id for c in first.claimed] == [job.id] and first.exhausted == []
+    await asyncio.sleep(0.15)
+    second = await queue.reclaim_stale("live-worker", 0.1, 10, max_attempts=2)
+    assert second.claimed == [] and [c.job.id for c in second.exhausted] == [job.id]
+
+
+async def test_touched_job_is_not_reclaimed(queue: RedisQueue) -> None:
+    job = make_job()
+    await queue.enqueue(job)
+    [claimed] = await queue.claim_jobs("busy-worker", 1, 100)
+    await asyncio.sleep(0.15)
+    await queue.touch("busy-worker", [claimed.entry_id])
+    reclaimed = await queue.reclaim_stale("other-worker", 0.1, 10, max_attempts=3)
+    assert reclaimed.claimed == [] and reclaimed.exhausted == []
+
+
+async def test_malformed_entry_is_dropped_not_delivered(queue: RedisQueue) -> None:
+    await queue.redis.xadd(queue.keys.jobs, {b"job": b"{not json"})
+    assert await queue.claim_jobs("w1", 10, 100) == []
+    assert await queue.depth() == 0
+
+
+async def test_heartbeats_count_live_workers(queue: RedisQueue) -> None:
+    assert await queue.live_workers(5) == 0
+    await queue.heartbeat("a", 5)
+    await queue.heartbeat("b", 5)
+    assert await queue.live_workers(5) == 2
+    await queue.forget_worker("a")
+    assert await queue.live_workers(5) == 1
+
+
+async def test_listener_resolves_the_waiting_future(queue: RedisQueue) -> None:
+    listener = ResultListener(queue, "gw1")
+    await listener.start()
+    try:
+        job = make_job(reply_to="gw1")
+        future = listener.expect(job.id)
+        await queue.enqueue(job)
+        [claimed] = await queue.claim_jobs("w1", 1, 100)
+        await queue.publish_result(ExecutionResult(id=job.id, status=Status.ok, stdout="hi"), job, claimed.entry_id, 60)
+        raw = await asyncio.wait_for(future, 5)
+        assert ExecutionResult.model_validate_json(raw).stdout == "hi"
+        assert job.id not in listener.waiting
+    finally:
+        await listener.stop()
+
+
+async def test_listener_recovers_results_published_while_it_was_away(queue: RedisQueue) -> None:
+    job = make_job(reply_to="gw2")
+    await queue.publish_result(ExecutionResult(id=job.id, status=Status.ok, stdout="late"), job, None, 60)
+    listener = ResultListener(queue, "gw2")
+    future = listener.expect(job.id)
+    await listener.start()
+    try:
+        raw = await asyncio.wait_for(future, 5)
+        assert ExecutionResult.model_validate_json(raw).stdout == "late"
+    finally:
+        await listener.stop()
