@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     compile_memory_mb: int = 2048
     workspace_root: Path = Path("/tmp/sandpit-workspaces")
     workspace_max_bytes: int = 64 * 1024 * 1024
+    workspace_max_files: int = 4096
     max_processes: int = 64
     max_open_files: int = 256
     # When the worker runs as root, each sandbox slot runs as its own unprivileged uid, so that

@@ -56,8 +56,21 @@ class Reclaimed:
     exhausted: list[Claimed]
 
 
+# Connections one process opens to Redis at most; beyond that a command waits for a free one
+# (up to POOL_WAIT_S) instead of failing, so a burst of requests queues here, not in errors.
+POOL_SIZE = 64
+POOL_WAIT_S = 10.0
+
+
 def connect(redis_url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(redis_url, health_check_interval=30, socket_keepalive=True)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT_S,
+        health_check_interval=30,
+        socket_keepalive=True,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 class RedisQueue:

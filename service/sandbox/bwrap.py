@@ -110,9 +110,11 @@ class BwrapProfile:
             argv += ["--setenv", key, value]
         return argv
 
-    def command(self, workspace: Path, program: list[str]) -> list[str]:
+    def command(self, workspace: Path, program: list[str], seccomp_fd: int | None = None) -> list[str]:
+        seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
         return [
             *self.base_argv,
+            *seccomp,
             "--bind",
             str(workspace),
             WORKSPACE,

@@ -1,8 +1,8 @@
 """Turn one job into one `ExecutionResult`: workspace, compile, run, classify, clean up.
 
-The worker calls `Sandbox.execute` for every job. A fresh host directory becomes the call's
+The worker calls `Sandbox.execute` for every job. The slot's workspace becomes the call's
 `/workspace`; compiled languages compile in one sandboxed process and run in a second one that sees
-the same workspace; the directory is deleted afterwards whatever happened. Failures of user code are
+the same workspace; the workspace is emptied afterwards whatever happened. Failures of user code are
 statuses; failures of ours become `sandbox_error` with a reason.
 """
 
@@ -21,6 +21,7 @@ from service.languages import LanguageSpec, language_specs
 from service.models import ExecutionResult, Job, StageResult, Status
 from service.sandbox.bwrap import BwrapProfile, write_etc
 from service.sandbox.process import ProcessOutcome, ResourceLimits, run_process
+from service.sandbox.workspaces import Workspaces, remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,20 @@ def to_stage(outcome: ProcessOutcome, status: Status) -> StageResult:
     )
 
 
+class SeccompFd:
+    """A fresh read-only descriptor of the BPF file per call: bubblewrap reads it from offset 0 to EOF."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> int:
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        return self.fd
+
+    def __exit__(self, *_: object) -> None:
+        os.close(self.fd)
+
+
 class Sandbox:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -67,40 +82,56 @@ class Sandbox:
         # Slot users must be able to reach their own workspace, but not list the others.
         settings.workspace_root.chmod(0o711)
         self.root.chmod(0o711)
+        remove_stale(settings.workspace_root)
         write_etc(self.root / "etc")
         self.profile = BwrapProfile(settings.bwrap_path, self.root / "etc", settings.workspace_max_bytes)
         self.drop_to_slot_uid = os.geteuid() == 0
+        self.seccomp_bpf = self.root / "seccomp.bpf"
+        self.workspaces = Workspaces(
+            self.root,
+            settings.worker_concurrency,
+            settings.workspace_max_bytes,
+            settings.workspace_max_files,
+            self.slot_uid,
+        )
 
     def check(self) -> None:
-        """Fail at start-up, not on the first call, when namespaces cannot be created here."""
-        argv = self.profile.command(self.root, ["/bin/true"])
+        """Fail at start-up, not on the first call, when the sandbox cannot be built here."""
+        self._compile_seccomp_policy()
+        self.workspaces.open()
         user = self.slot_uid(0)
-        probe = subprocess.run(argv, capture_output=True, timeout=30, user=user, group=user)
+        with SeccompFd(self.seccomp_bpf) as fd:
+            argv = self.profile.command(self.root, ["/bin/true"], fd)
+            probe = subprocess.run(argv, capture_output=True, timeout=30, user=user, group=user, pass_fds=(fd,))
         if probe.returncode != 0:
             raise SandboxUnavailable(f"bubblewrap cannot start a sandbox: {probe.stderr.decode(errors='replace')}")
 
+    def _compile_seccomp_policy(self) -> None:
+        # The policy is compiled by the sandbox's own interpreter, which carries libseccomp's bindings.
+        script = Path(__file__).with_name("seccomp_policy.py")
+        done = subprocess.run(
+            [self.settings.python_path, str(script), str(self.seccomp_bpf)], capture_output=True, timeout=60
+        )
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            raise SandboxUnavailable(f"cannot compile the seccomp policy (is python3-seccomp installed?): {detail}")
+
     def close(self) -> None:
+        self.workspaces.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def slot_uid(self, slot: int) -> int | None:
         return self.settings.sandbox_uid_base + slot if self.drop_to_slot_uid else None
 
     async def execute(self, job: Job, slot: int) -> ExecutionResult:
-        workspace = self.root / job.id
+        workspace = self.workspaces.path(slot)
         try:
-            self._make_workspace(workspace, slot)
             return await self._execute_in(workspace, job, slot)
         except Exception as exc:
             log.exception("sandbox failure", extra={"job_id": job.id})
             return ExecutionResult(id=job.id, status=Status.sandbox_error, reason=f"{type(exc).__name__}: {exc}")
         finally:
-            shutil.rmtree(workspace, ignore_errors=True)
-
-    def _make_workspace(self, workspace: Path, slot: int) -> None:
-        workspace.mkdir(mode=0o700)
-        uid = self.slot_uid(slot)
-        if uid is not None:
-            os.chown(workspace, uid, uid)
+            self.workspaces.wipe(slot)
 
     async def _execute_in(self, workspace: Path, job: Job, slot: int) -> ExecutionResult:
         request, limits = job.request, job.limits
@@ -160,7 +191,14 @@ class Sandbox:
             max_open_files=self.settings.max_open_files,
             max_file_bytes=self.settings.workspace_max_bytes,
         )
-        outcome = await run_process(
-            self.profile.command(workspace, program), stdin, timeout_s, output_cap, rlimits, user=self.slot_uid(slot)
-        )
+        with SeccompFd(self.seccomp_bpf) as fd:
+            outcome = await run_process(
+                self.profile.command(workspace, program, fd),
+                stdin,
+                timeout_s,
+                output_cap,
+                rlimits,
+                user=self.slot_uid(slot),
+                pass_fds=(fd,),
+            )
         return to_stage(outcome, classify(outcome, strict_output))

@@ -13,7 +13,6 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 READ_CHUNK = 256 * 1024
@@ -96,13 +95,7 @@ async def run_process(
     limits: ResourceLimits,
     user: int | None = None,
     pass_fds: tuple[int, ...] = (),
-    before_exec: Callable[[], None] | None = None,
 ) -> ProcessOutcome:
-    def prepare_child() -> None:
-        limits.apply()
-        if before_exec is not None:
-            before_exec()
-
     stdout = CapturedStream(output_cap, bytearray())
     stderr = CapturedStream(output_cap, bytearray())
     started = time.perf_counter()
@@ -111,7 +104,9 @@ async def run_process(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=prepare_child,
+        preexec_fn=limits.apply,
+        # Empty: bubblewrap's own process is pid 1 inside the call, and its /proc/1/environ is readable there.
+        env={},
         user=user,
         group=user,
         extra_groups=[] if user is not None else None,

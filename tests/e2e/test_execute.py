@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
 
 import httpx
 import pytest
+
+from service.stack import LocalStack
 
 
 def execute(api: httpx.Client, **body: object) -> dict[str, object]:
@@ -119,17 +121,21 @@ def test_invalid_utf8_output_comes_back_as_replacement_characters(api: httpx.Cli
     assert result["stdout"] == "ok\ufffd\ufffd\n"
 
 
-def test_two_hundred_concurrent_calls_all_answer_correctly(api: httpx.Client) -> None:
-    def call(i: int) -> tuple[int, dict[str, object]]:
-        return i, execute(api, language="python", code=f"print({i} * {i})")
+async def test_two_hundred_concurrent_calls_all_answer_correctly(stack: LocalStack) -> None:
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(base_url=stack.url, timeout=120, limits=limits) as client:
 
-    with ThreadPoolExecutor(max_workers=200) as pool:
-        results = list(pool.map(call, range(200)))
-    assert len(results) == 200
-    for i, result in results:
+        async def call(i: int) -> dict[str, object]:
+            response = await client.post("/v1/execute", json={"language": "python", "code": f"print({i} * {i})"})
+            assert response.status_code == 200, response.text
+            result: dict[str, object] = response.json()
+            return result
+
+        results = await asyncio.gather(*(call(i) for i in range(200)))
+    for i, result in enumerate(results):
         assert result["status"] == "ok", result
         assert result["stdout"] == f"{i * i}\n"
-    assert len({result["id"] for _, result in results}) == 200
+    assert len({result["id"] for result in results}) == 200
 
 
 def test_healthz_and_readyz(api: httpx.Client) -> None:

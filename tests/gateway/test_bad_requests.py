@@ -28,7 +28,9 @@ def test_invalid_fields_are_422_naming_the_field(api: httpx.Client, body: dict[s
 
 
 def test_malformed_json_is_422(api: httpx.Client) -> None:
-    response = api.post("/v1/execute", content=b'{"language": "python", "code": ', headers={"content-type": "application/json"})
+    response = api.post(
+        "/v1/execute", content=b'{"language": "python", "code": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
 

@@ -9,7 +9,9 @@ from service.config import Settings
 from service.gateway.limits import LimitError, resolve_limits, run_budget_s
 from service.models import ExecuteRequest, Language
 
-SETTINGS = Settings(default_timeout_s=7, max_timeout_s=30, default_memory_mb=256, max_memory_mb=1024, max_code_bytes=100)
+SETTINGS = Settings(
+    default_timeout_s=7, max_timeout_s=30, default_memory_mb=256, max_memory_mb=1024, max_code_bytes=100
+)
 
 
 def test_defaults_fill_in_what_the_request_leaves_out() -> None:

@@ -20,7 +20,9 @@ LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=
 def make_job(reply_to: str | None = None) -> Job:
     now = time.time()
     request = ExecuteRequest(language="python", code="print(1)")
-    return Job(id=uuid.uuid4().hex, request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60, reply_to=reply_to)
+    return Job(
+        id=uuid.uuid4().hex, request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60, reply_to=reply_to
+    )
 
 
 @pytest.fixture

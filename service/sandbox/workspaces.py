@@ -1,0 +1,93 @@
+"""One workspace per sandbox slot: a size- and inode-capped tmpfs when we may mount, else a directory.
+
+A call's `/workspace` is its slot's directory, emptied after every call. As root the worker mounts a
+private tmpfs per slot (owned by the slot's uid, `nosuid,nodev`), so filling the disk or creating
+millions of files hits that slot's own cap and nothing else. Without root (inside a container) the
+slots are plain directories, and the container's own tmpfs mount is the cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _mount_points_under(root: Path) -> list[Path]:
+    prefix = f"{root}/"
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    return [Path(line.split()[1]) for line in mounts if line.split()[1].startswith(prefix)]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unmount(path: Path) -> None:
+    subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
+
+
+def remove_stale(workspace_root: Path) -> None:
+    """Clean up after workers that died without closing their workspaces."""
+    for directory in workspace_root.glob("worker-*"):
+        pid = directory.name.removeprefix("worker-")
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            for mount in _mount_points_under(directory):
+                _unmount(mount)
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+class Workspaces:
+    def __init__(
+        self, root: Path, slots: int, max_bytes: int, max_files: int, uid_of_slot: Callable[[int], int | None]
+    ) -> None:
+        self.root = root
+        self.slots = slots
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.uid_of_slot = uid_of_slot
+        self.mounted = os.geteuid() == 0
+
+    def path(self, slot: int) -> Path:
+        return self.root / f"slot-{slot}"
+
+    def open(self) -> None:
+        for slot in range(self.slots):
+            path = self.path(slot)
+            path.mkdir(mode=0o700, exist_ok=True)
+            uid = self.uid_of_slot(slot)
+            if self.mounted and uid is not None:
+                self._mount_tmpfs(path, uid)
+
+    def _mount_tmpfs(self, path: Path, uid: int) -> None:
+        options = f"size={self.max_bytes},nr_inodes={self.max_files},mode=0700,uid={uid},gid={uid},nosuid,nodev"
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "sandpit", str(path)], capture_output=True)
+        if done.returncode != 0:
+            # Root without CAP_SYS_ADMIN (a container): fall back to a plain directory.
+            log.warning("cannot mount a tmpfs workspace (%s); using plain directories", done.stderr.decode().strip())
+            self.mounted = False
+            os.chown(path, uid, uid)
+
+    def wipe(self, slot: int) -> None:
+        for entry in self.path(slot).iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+
+    def close(self) -> None:
+        for mount in _mount_points_under(self.root):
+            _unmount(mount)
