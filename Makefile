@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 
-.PHONY: up deps venv lint format test test-fast bench clean
+.PHONY: up deps venv lint format test test-fast bench bench-quick bench-hold loadtest soak clean
 
 up: deps venv
 	$(BIN)/sandpit up
@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $@
 
 lint: venv
@@ -34,6 +34,31 @@ test: deps venv lint
 
 test-fast: venv
 	$(BIN)/pytest tests -x -q
+
+# Figures of the brief's table: one JSON line per scenario, saved under benchmarks/results/ with a plot.
+bench: deps venv
+	$(BIN)/sandpit bench
+
+bench-quick: deps venv
+	$(BIN)/sandpit bench --quick
+
+# 50,000 calls outstanding at one gateway, all answered; bounded by --drain seconds.
+bench-hold: deps venv
+	$(BIN)/sandpit bench --scenario hold --drain 900
+
+LOADTEST_STAMP := $(VENV)/.stamp-loadtest
+
+$(LOADTEST_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench,loadtest]'
+	@touch $@
+
+# Locust users that behave like RL rollout workers, headless against a local stack, 60 s.
+loadtest: deps venv $(LOADTEST_STAMP)
+	$(BIN)/python -m loadtests.run --profile loadtest
+
+# 30 minutes of steady load; RSS of every component sampled, must stay flat, no call lost.
+soak: deps venv $(LOADTEST_STAMP)
+	$(BIN)/python -m loadtests.run --profile soak
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

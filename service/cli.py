@@ -4,6 +4,7 @@ sandpit up [--workers N]            Redis + gateway + workers on this machine, C
 sandpit gateway                     the HTTP gateway (needs REDIS_URL)
 sandpit worker                      one worker process (needs REDIS_URL)
 sandpit run FILE | -c CODE          send a call to a server and print the result
+sandpit bench [--url URL] [--quick]  measure latency, throughput and CPU (a local stack unless --url)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from service.bench.arguments import add_bench_arguments
 from service.config import Settings, load_settings
 from service.models import ExecutionResult, Language, Status
 
@@ -96,6 +98,12 @@ def cmd_run(args: argparse.Namespace, _: Settings) -> int:
     return 0 if result.status == Status.ok else 1
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from service.bench.run import run_bench
+
+    return run_bench(args, settings)
+
+
 def _print_result(result: ExecutionResult, as_json: bool) -> None:
     if as_json:
         print(result.model_dump_json(indent=2))
@@ -123,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--url", default=os.environ.get("SANDPIT_URL", "http://127.0.0.1:8080"))
     run.add_argument("--json", action="store_true", help="print the whole result as JSON")
     run.set_defaults(handler=cmd_run)
+    bench = sub.add_parser("bench", help="measure latency, throughput and CPU of a server")
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 

@@ -1,0 +1,114 @@
+"""What each scenario sends, and how to tell a correct answer from a wrong one.
+
+A `Workload` is one HTTP request body with a checker. Every response of a benchmark is checked:
+a non-200 answer, a status other than `ok` or the wrong stdout counts as an error, never as a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+Checker = Callable[[Any], str | None]
+
+EXECUTE = "/v1/execute"
+BATCH = "/v1/execute/batch"
+JUDGE = "/v1/judge"
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    body: dict[str, Any]
+    check: Checker
+    path: str = EXECUTE
+    # Calls carried by one request: 1 for /v1/execute, the batch size or case count otherwise.
+    items: int = 1
+    payload: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload", orjson.dumps(self.body))
+
+
+def result_problem(result: Any, stdout: str) -> str | None:
+    """Why one execution result is not an `ok` run that printed `stdout`, or None if it is."""
+    if not isinstance(result, dict):
+        return "malformed result"
+    if result.get("status") != "ok":
+        return f"status {result.get('status')}"
+    if result.get("stdout") != stdout:
+        return "wrong stdout"
+    return None
+
+
+def expect_stdout(stdout: str) -> Checker:
+    return lambda result: result_problem(result, stdout)
+
+
+def python(name: str, code: str, stdout: str) -> Workload:
+    return Workload(name, {"language": "python", "code": code}, expect_stdout(stdout))
+
+
+TRIVIAL_CODE = "print(1+1)"
+NUMPY_SYMPY_CODE = (
+    "import numpy, sympy\nx = sympy.Symbol('x')\nprint(int(numpy.arange(10).sum()), sympy.factor(x**2 - 1))\n"
+)
+# Busy for 50 ms of CPU time, not wall time, so a loaded machine does not shorten the work.
+CPU_50MS_CODE = (
+    "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.05:\n    pass\nprint('done')\n"
+)
+CPP_HELLO_CODE = '#include <cstdio>\nint main() { std::puts("hello"); }\n'
+
+TRIVIAL = python("trivial_python", TRIVIAL_CODE, "2\n")
+NUMPY_SYMPY = python("numpy_sympy", NUMPY_SYMPY_CODE, "45 (x - 1)*(x + 1)\n")
+CPU_50MS = python("cpu_50ms", CPU_50MS_CODE, "done\n")
+CPP_HELLO = Workload("cpp_hello", {"language": "cpp", "code": CPP_HELLO_CODE}, expect_stdout("hello\n"))
+
+# Code that the bare baseline runs too, to compare the service with `python3 -c CODE`.
+BARE_COMPARABLE = {workload.name: workload.body["code"] for workload in (TRIVIAL, NUMPY_SYMPY, CPU_50MS)}
+
+# A C++ solution judged against 20 cases: the shape of a competitive-programming reward call.
+JUDGE_CODE = "#include <iostream>\nint main() { long a, b; std::cin >> a >> b; std::cout << a + b << '\\n'; }\n"
+
+
+def judge_problem(answer: Any, cases: int) -> str | None:
+    if not isinstance(answer, dict):
+        return "malformed result"
+    if answer.get("verdict") != "accepted":
+        return f"verdict {answer.get('verdict') or answer.get('status')}"
+    if answer.get("passed") != cases:
+        return "wrong case count"
+    return None
+
+
+def judge_of(cases: int) -> Workload:
+    body = {
+        "language": "cpp",
+        "code": JUDGE_CODE,
+        "cases": [{"stdin": f"{i} {i * i}\n", "expected_stdout": f"{i + i * i}\n"} for i in range(cases)],
+        "timeout_s": 2,
+    }
+    return Workload(f"judge_cpp_{cases}_cases", body, lambda answer: judge_problem(answer, cases), JUDGE, cases)
+
+
+def batch_problem(answer: Any, size: int) -> str | None:
+    results = answer.get("results") if isinstance(answer, dict) else answer
+    if not isinstance(results, list) or len(results) != size:
+        return "wrong result count"
+    for index, result in enumerate(results):
+        problem = result_problem(result, f"{index * index}\n")
+        if problem is not None:
+            return problem
+    return None
+
+
+def batch_of(size: int) -> Workload:
+    """`size` distinct trivial calls in one request; each result must come back in its own place."""
+    body = {"calls": [{"language": "python", "code": f"print({index}*{index})"} for index in range(size)]}
+    return Workload(f"batch_{size}_python", body, lambda answer: batch_problem(answer, size), BATCH, size)
+
+
+JUDGE_20 = judge_of(20)

@@ -1,0 +1,64 @@
+"""`sandpit bench --quick` against the session's local stack: one well-formed JSON line per scenario, no errors.
+
+Only the shape and the correctness of the answers are checked here; the timing targets belong in
+`make bench`, never in a test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.stack import LocalStack
+
+pytest.importorskip("aiohttp", reason="the benchmark needs the `bench` extra: pip install -e '.[bench]'")
+
+LATENCY_KEYS = {"p50", "p90", "p99", "max"}
+
+
+def component_pids(stack: LocalStack) -> list[str]:
+    pids = [f"gateway={stack.processes('gateway')[0].pid}", f"redis={stack.processes('redis')[0].pid}"]
+    pids += [f"worker-{n}={worker.pid}" for n, worker in enumerate(stack.processes("worker"), start=1)]
+    return [argument for pid in pids for argument in ("--pid", pid)]
+
+
+@pytest.fixture(scope="module")
+def quick_run(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    scenarios = ["trivial_python", "sweep", "judge", "batch"]
+    argv = [sys.executable, "-m", "service.cli", "bench", "--url", stack.url, "--quick", "--duration", "1"]
+    argv += ["--sweep", "10", "--bare-runs", "2", "--drain", "60", "--out", str(out), *component_pids(stack)]
+    argv += [argument for name in scenarios for argument in ("--scenario", name)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines()], out
+
+
+def test_quick_bench_prints_wellformed_lines_with_zero_errors(quick_run: tuple[list[dict[str, Any]], Path]) -> None:
+    lines, _ = quick_run
+    *scenarios, targets = lines
+    assert {record["scenario"] for record in scenarios} >= {"trivial_python", "sweep"}
+    for record in scenarios:
+        assert record["errors"] == 0, record
+        assert record["calls"] > 0
+        assert record["calls_per_s"] > 0
+        assert set(record["latency_ms"]) == LATENCY_KEYS
+        assert all(isinstance(value, float | int) for value in record["latency_ms"].values())
+        assert {"gateway", "redis", "worker-1", "server_total", "loadgen"} <= set(record["cpu_s"])
+    unloaded = next(r for r in scenarios if r["scenario"] == "trivial_python" and r["concurrency"] == 1)
+    assert {"python_p50_ms", "bwrap_python_p50_ms", "overhead_ms", "ratio"} <= set(unloaded["bare"])
+    assert targets["scenario"] == "targets"
+    assert "trivial_p50_ms" in targets
+
+
+def test_quick_bench_saves_its_run_with_the_machine(quick_run: tuple[list[dict[str, Any]], Path]) -> None:
+    _, out = quick_run
+    (saved,) = out.glob("bench-*.json")
+    document = json.loads(saved.read_text())
+    assert {"cpu", "cores", "memory_gib", "kernel", "date", "commit"} <= set(document["machine"])
+    assert document["scenarios"] and document["targets"]["scenario"] == "targets"
