@@ -120,6 +120,9 @@ class BwrapProfile:
             WORKSPACE,
             "--chdir",
             WORKSPACE,
+            # Last, once every mount point exists: the root tmpfs bubblewrap built becomes read-only too.
+            "--remount-ro",
+            "/",
             "--",
             *program,
         ]
