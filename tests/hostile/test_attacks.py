@@ -4,7 +4,6 @@ the worker stays healthy — the next call still works, and no process or descri
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,7 +41,7 @@ def worker_footprint(stack: LocalStack) -> tuple[int, int]:
     """(processes under the worker processes, open descriptors of the worker processes)."""
     workers = stack.processes("worker")
     processes = sum(len(descendants(worker.pid)) for worker in workers)
-    fds = sum(len(os.listdir(f"/proc/{worker.pid}/fd")) for worker in workers)
+    fds = sum(len(list(Path(f"/proc/{worker.pid}/fd").iterdir())) for worker in workers)
     return processes, fds
 
 
@@ -235,7 +234,15 @@ def test_filling_the_workspace(api: httpx.Client) -> None:
 
 
 def test_thousands_of_files(api: httpx.Client) -> None:
-    code = "import os\nn = 0\ntry:\n    while n < 100000:\n        open(f'f{n}', 'w').close(); n += 1\nexcept OSError as e:\n    print('stopped', n, e.errno)"
+    code = """
+n = 0
+try:
+    while n < 100000:
+        open(f'f{n}', 'w').close()
+        n += 1
+except OSError as exc:
+    print('stopped', n, exc.errno)
+"""
     result = call(api, "python", code, timeout_s=10)
     assert str(result["stdout"]).startswith("stopped")
 
