@@ -1,0 +1,1 @@
+"""Locust load tests of Sandpit: `locustfile.py` (the users), `run.py` (`make loadtest`, `make soak`)."""
