@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 
-.PHONY: up deps venv lint format test test-fast bench bench-quick bench-hold loadtest soak clean
+.PHONY: up deps venv lint format test test-fast bench bench-quick bench-hold loadtest soak clean \
+	images compose-up compose-down test-docker
 
 up: deps venv
 	$(BIN)/sandpit up
@@ -30,10 +31,10 @@ format: venv
 	$(BIN)/ruff format service tests
 
 test: deps venv lint
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --ignore=tests/docker
 
 test-fast: venv
-	$(BIN)/pytest tests -x -q
+	$(BIN)/pytest tests --ignore=tests/docker -x -q
 
 # Figures of the brief's table: one JSON line per scenario, saved under benchmarks/results/ with a plot.
 bench: deps venv
@@ -59,6 +60,28 @@ loadtest: deps venv $(LOADTEST_STAMP)
 # 30 minutes of steady load; RSS of every component sampled, must stay flat, no call lost.
 soak: deps venv $(LOADTEST_STAMP)
 	$(BIN)/python -m loadtests.run --profile soak
+
+# Containers: images built without a registry (debootstrap base, host wheelhouse), the compose stack,
+# and the test that runs real calls through it. See docs/deploy.md.
+# `docker compose` v2 when installed, else docker-compose 1.29 through a shim for systempaths=unconfined.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo deploy/compose/compose-v1.py)
+COMPOSE_ARGS := -p sandpit -f deploy/compose/compose.yaml
+WORKERS ?= 2
+export SANDPIT_SECCOMP_PROFILE ?= $(CURDIR)/deploy/seccomp/sandpit-worker.json
+
+images:
+	bash sandbox_images/build.sh
+
+compose-up: images
+	$(COMPOSE) $(COMPOSE_ARGS) up -d --no-build --scale worker=$(WORKERS)
+
+compose-down:
+	$(COMPOSE) $(COMPOSE_ARGS) --profile monitoring down
+
+# Installs Docker from apt if absent and starts (then stops) its own dockerd when none is running.
+test-docker: venv
+	bash sandbox_images/install-docker.sh
+	$(BIN)/pytest tests/docker
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
