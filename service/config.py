@@ -38,7 +38,17 @@ class Settings(BaseSettings):
 
     # How long a call may wait in the queue before its caller has given up on it.
     queue_wait_s: float = 60.0
+    # The same for `POST /v1/jobs`: nobody holds a connection open, so it may wait longer.
+    job_queue_wait_s: float = 600.0
     result_ttl_s: int = 3600
+    max_long_poll_s: float = 60.0
+
+    # Files sent in with a call (decoded) and fetched back after it, per call.
+    max_files: int = 256
+    max_files_bytes: int = 8 * 1024 * 1024
+    max_fetch_bytes: int = 8 * 1024 * 1024
+    # A judge request runs at most this long in total: test cases times the per-case time limit.
+    max_judge_s: float = 600.0
 
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
     worker_batch: int = 64

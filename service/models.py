@@ -7,9 +7,12 @@ used by both ends, so the wire format cannot drift.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from enum import StrEnum
+from pathlib import PurePosixPath
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Language(StrEnum):
@@ -27,28 +30,171 @@ class Status(StrEnum):
     compile_error = "compile_error"
     sandbox_error = "sandbox_error"
     expired = "expired"
+    # Stopped by `DELETE /v1/jobs/{id}` before or while it ran.
+    cancelled = "cancelled"
+    # The session's interpreter or the worker holding it is gone; its variables are lost.
+    session_lost = "session_lost"
 
 
-class ExecuteRequest(BaseModel):
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+
+
+class Verdict(StrEnum):
+    """How one judged test case went; `skipped` when an earlier case failed and the caller asked to stop."""
+
+    accepted = "accepted"
+    wrong_answer = "wrong_answer"
+    timeout = "timeout"
+    memory_limit = "memory_limit"
+    runtime_error = "runtime_error"
+    compile_error = "compile_error"
+    skipped = "skipped"
+
+
+class Compare(StrEnum):
+    exact = "exact"
+    whitespace = "whitespace"
+    float = "float"
+
+
+MAX_PATH_LENGTH = 255
+
+
+def check_workspace_path(path: str) -> str:
+    """A path inside the workspace: relative, no `..`, no empty or NUL parts. Raises ValueError."""
+    parts = path.split("/")
+    if not path or len(path) > MAX_PATH_LENGTH or "\0" in path or path.startswith("/"):
+        raise ValueError(f"{path!r} must be a relative path of at most {MAX_PATH_LENGTH} characters")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"{path!r} must not contain empty, '.' or '..' parts")
+    return str(PurePosixPath(path))
+
+
+def decode_files(files: dict[str, str]) -> dict[str, bytes]:
+    return {path: base64.b64decode(content, validate=True) for path, content in files.items()}
+
+
+class Program(BaseModel):
+    """What to run: the part every kind of call shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Language
+    code: str = Field(min_length=1, description="Program text. Must not be empty.")
+    timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit of the run.")
+    memory_mb: int | None = Field(default=None, gt=0, description="Address-space limit of the run.")
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Files written into the workspace before the run: relative path -> base64 content.",
+    )
+
+    @field_validator("files")
+    @classmethod
+    def _files_are_base64_at_safe_paths(cls, files: dict[str, str]) -> dict[str, str]:
+        for path, content in files.items():
+            check_workspace_path(path)
+            try:
+                base64.b64decode(content, validate=True)
+            except binascii.Error as exc:
+                raise ValueError(f"content of {path!r} is not base64: {exc}") from None
+        return files
+
+
+class ExecuteRequest(Program):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
                 {"language": "python", "code": "print(1+1)"},
                 {"language": "cpp", "code": '#include <cstdio>\nint main(){puts("hi");}', "timeout_s": 5},
+                {
+                    "language": "python",
+                    "code": "open('out.txt','w').write(open('in.txt').read().upper())",
+                    "files": {"in.txt": "aGVsbG8="},
+                    "fetch_files": ["out.txt"],
+                },
             ]
         },
     )
 
-    language: Language
-    code: str = Field(min_length=1, description="Program text. Must not be empty.")
     stdin: str = Field(default="", description="Bytes fed to the program's standard input (UTF-8).")
-    timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit of the run.")
-    memory_mb: int | None = Field(default=None, gt=0, description="Address-space limit of the run.")
     strict_output: bool = Field(
         default=False,
         description="Report `output_limit` instead of `ok` when stdout or stderr was truncated.",
     )
+    fetch_files: list[str] = Field(
+        default_factory=list,
+        description="Workspace paths returned (base64) in the result's `files` after the run.",
+    )
+
+    @field_validator("fetch_files")
+    @classmethod
+    def _fetch_paths_are_safe(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            check_workspace_path(path)
+        return paths
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"calls": [{"language": "python", "code": "print(1)"}, {"language": "bash", "code": "echo 2"}]}
+            ]
+        },
+    )
+
+    calls: list[ExecuteRequest] = Field(min_length=1, max_length=1000)
+
+
+class JudgeCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stdin: str = ""
+    expected_stdout: str
+
+
+class JudgeSpec(BaseModel):
+    """How to judge a program: its test cases and how outputs are compared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cases: list[JudgeCase] = Field(min_length=1, max_length=1000)
+    compare: Compare = Field(
+        default=Compare.exact,
+        description="`exact` bytes, `whitespace`-separated tokens, or tokens as `float`s within `tolerance`.",
+    )
+    tolerance: float = Field(default=1e-6, ge=0, description="Absolute or relative tolerance of `float`.")
+    stop_on_first_failure: bool = False
+
+
+class JudgeRequest(Program, JudgeSpec):
+    """`timeout_s` and `memory_mb` are the limits of each test case; compilation has its own."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "language": "python",
+                    "code": "a, b = map(int, input().split())\nprint(a + b)",
+                    "cases": [{"stdin": "1 2\n", "expected_stdout": "3\n"}, {"stdin": "5 5", "expected_stdout": "10"}],
+                    "compare": "whitespace",
+                    "timeout_s": 2,
+                }
+            ]
+        },
+    )
+
+    def program(self) -> ExecuteRequest:
+        return ExecuteRequest(**self.model_dump(include=set(Program.model_fields)))
+
+    def spec(self) -> JudgeSpec:
+        return JudgeSpec(**self.model_dump(include=set(JudgeSpec.model_fields)))
 
 
 class Limits(BaseModel):
@@ -65,6 +211,8 @@ class Job(BaseModel):
     id: str
     request: ExecuteRequest
     limits: Limits
+    # Set for a judging job: run the program once per case and compare outputs in the worker.
+    judge: JudgeSpec | None = None
     enqueued_at: float
     # Epoch seconds after which the job must not start: its caller has given up waiting.
     start_by: float
@@ -116,7 +264,106 @@ class ExecutionResult(BaseModel):
     compile: StageResult | None = None
     reason: str | None = Field(default=None, description="Why, for sandbox_error, expired and limits.")
     worker: str | None = None
+    files: dict[str, str] = Field(default_factory=dict, description="The `fetch_files` that could be read, base64.")
+    file_errors: dict[str, str] = Field(default_factory=dict, description="Why a fetched file is not in `files`.")
+    judge: JudgeReport | None = None
 
     @classmethod
     def from_stage(cls, job_id: str, stage: StageResult, **extra: object) -> ExecutionResult:
         return cls(id=job_id, **stage.model_dump(), **extra)
+
+
+class CaseResult(BaseModel):
+    index: int
+    verdict: Verdict
+    status: Status | None = Field(default=None, description="How the run ended; none when skipped.")
+    exit_code: int | None = None
+    duration_ms: float = 0.0
+    stdout: str = Field(default="", description="The start of what the program printed.")
+    stderr: str = ""
+
+
+class JudgeReport(BaseModel):
+    verdict: Verdict = Field(description="`accepted` when every case was, else the verdict of the first failing one.")
+    passed: int
+    total: int
+    pass_ratio: float
+    cases: list[CaseResult]
+
+
+class JudgeResult(BaseModel):
+    """The answer of `POST /v1/judge`; `verdict` is null when no case could run (sandbox_error, expired)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b6f0b1c1e6d4f0e9f2f7f3f0a1b2c3d",
+                    "status": "ok",
+                    "verdict": "wrong_answer",
+                    "passed": 1,
+                    "total": 2,
+                    "pass_ratio": 0.5,
+                    "cases": [
+                        {"index": 0, "verdict": "accepted", "status": "ok", "exit_code": 0, "duration_ms": 12.1},
+                        {"index": 1, "verdict": "wrong_answer", "status": "ok", "exit_code": 0, "stdout": "9\n"},
+                    ],
+                }
+            ]
+        }
+    )
+
+    id: str
+    status: Status
+    verdict: Verdict | None = None
+    passed: int = 0
+    total: int = 0
+    pass_ratio: float = 0.0
+    cases: list[CaseResult] = Field(default_factory=list)
+    compile: StageResult | None = None
+    reason: str | None = None
+    duration_ms: float = 0.0
+    queued_ms: float = 0.0
+    worker: str | None = None
+
+    @classmethod
+    def from_execution(cls, result: ExecutionResult) -> JudgeResult:
+        report = result.judge.model_dump() if result.judge is not None else {}
+        return cls(
+            id=result.id,
+            status=result.status,
+            compile=result.compile,
+            reason=result.reason,
+            duration_ms=result.duration_ms,
+            queued_ms=result.queued_ms,
+            worker=result.worker,
+            **report,
+        )
+
+
+class JobRecord(BaseModel):
+    """What Redis holds about a job until its result exists."""
+
+    state: JobState
+    reply_to: str | None = None
+    worker: str | None = None
+
+
+class JobInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "5f0c6b1e8f6a4c39b1b9f3f1a2d4e6c8", "state": "running", "worker": "host-123-abc"},
+                {
+                    "id": "5f0c6b1e8f6a4c39b1b9f3f1a2d4e6c8",
+                    "state": "done",
+                    "result": {"id": "5f0c6b1e8f6a4c39b1b9f3f1a2d4e6c8", "status": "ok", "stdout": "2\n"},
+                },
+            ]
+        }
+    )
+
+    id: str
+    state: JobState
+    worker: str | None = None
+    result: ExecutionResult | None = None

@@ -11,10 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.config import Settings
+from service.gateway import batch, jobs
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.limits import LimitError
 from service.gateway.routes import QueueUnavailable, router
 from service.gateway.state import GatewayState
+from service.queue.jobs import JobStore
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue, connect
 
@@ -27,7 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
         redis = connect(settings.redis_url)
         queue = RedisQueue(redis, settings.key_prefix)
         gateway_id = uuid.uuid4().hex[:12]
-        state = GatewayState(settings, queue, ResultListener(queue, gateway_id), gateway_id)
+        state = GatewayState(settings, queue, ResultListener(queue, gateway_id), gateway_id, JobStore(queue))
         await state.listener.start()
         app.state.gateway = state
         try:
@@ -43,6 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(batch.router)
+    app.include_router(jobs.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(LimitError)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.config import Settings
-from service.models import ExecuteRequest, Language, Limits
+from service.models import ExecuteRequest, JudgeSpec, Language, Limits, decode_files
 
 COMPILED = frozenset({Language.cpp})
 
@@ -27,6 +27,7 @@ def resolve_limits(request: ExecuteRequest, settings: Settings) -> Limits:
         raise LimitError("code", f"code must be at most {settings.max_code_bytes} bytes")
     if len(request.stdin.encode()) > settings.max_stdin_bytes:
         raise LimitError("stdin", f"stdin must be at most {settings.max_stdin_bytes} bytes")
+    check_files(request, settings)
     return Limits(
         timeout_s=timeout_s,
         memory_mb=memory_mb,
@@ -36,7 +37,19 @@ def resolve_limits(request: ExecuteRequest, settings: Settings) -> Limits:
     )
 
 
-def run_budget_s(request: ExecuteRequest, limits: Limits) -> float:
-    """The longest a job can legitimately take once a worker has started it."""
+def check_files(request: ExecuteRequest, settings: Settings) -> None:
+    if len(request.files) + len(request.fetch_files) > settings.max_files:
+        raise LimitError("files", f"at most {settings.max_files} files may be sent and fetched")
+    if sum(len(content) for content in decode_files(request.files).values()) > settings.max_files_bytes:
+        raise LimitError("files", f"files must be at most {settings.max_files_bytes} bytes in total")
+
+
+def check_judge(spec: JudgeSpec, limits: Limits, settings: Settings) -> None:
+    if len(spec.cases) * limits.timeout_s > settings.max_judge_s:
+        raise LimitError("cases", f"cases times timeout_s must be at most {settings.max_judge_s:g} seconds")
+
+
+def run_budget_s(request: ExecuteRequest, limits: Limits, runs: int = 1) -> float:
+    """The longest a job of `runs` runs (test cases) can legitimately take once a worker has started it."""
     compile_s = limits.compile_timeout_s if request.language in COMPILED else 0.0
-    return compile_s + limits.timeout_s
+    return compile_s + limits.timeout_s * runs

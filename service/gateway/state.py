@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from service.config import Settings
+from service.queue.jobs import JobStore
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue
 
@@ -17,6 +18,7 @@ class GatewayState:
     queue: RedisQueue
     listener: ResultListener
     id: str
+    jobs: JobStore
 
 
 def gateway_state(request: Request) -> GatewayState:

@@ -40,3 +40,29 @@ class Keys:
     def reply_channel(self, gateway_id: str) -> str:
         """Pub/sub channel on which one gateway hears the results of the calls it waits on."""
         return f"{self.prefix}:reply:{gateway_id}"
+
+    @property
+    def reply_channel_prefix(self) -> str:
+        """What `reply_channel` puts before a gateway id; the publish script builds channels from it."""
+        return self.reply_channel("")
+
+    def job(self, job_id: str) -> str:
+        """A job's `JobRecord` (queued or running, who runs it), JSON, until its result exists."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def watchers(self, job_id: str) -> str:
+        """Set of gateway ids long-polling a job they did not submit; each hears its result."""
+        return f"{self.prefix}:watchers:{job_id}"
+
+    def cancel(self, job_id: str) -> str:
+        """Flag that a job was cancelled; a worker checks it before starting the job."""
+        return f"{self.prefix}:cancel:{job_id}"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel of cancelled job ids; every worker listens and stops the ones it runs."""
+        return f"{self.prefix}:cancels"
+
+    def idempotency(self, key: str) -> str:
+        """The job id a caller's `Idempotency-Key` was first used for."""
+        return f"{self.prefix}:idempotency:{key}"

@@ -28,6 +28,8 @@ class ResultListener:
         self.queue = queue
         self.channel = queue.keys.reply_channel(gateway_id)
         self.waiting: dict[str, asyncio.Future[bytes]] = {}
+        # Several requests may wait on one job (a call and long-polls of it): they share its future.
+        self.waiters: dict[str, int] = {}
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -43,12 +45,19 @@ class ResultListener:
                 await self._task
 
     def expect(self, job_id: str) -> asyncio.Future[bytes]:
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.waiting[job_id] = future
+        future = self.waiting.get(job_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self.waiting[job_id] = future
+        self.waiters[job_id] = self.waiters.get(job_id, 0) + 1
         return future
 
     def discard(self, job_id: str) -> None:
-        self.waiting.pop(job_id, None)
+        left = self.waiters.pop(job_id, 1) - 1
+        if left > 0:
+            self.waiters[job_id] = left
+        else:
+            self.waiting.pop(job_id, None)
 
     def resolve(self, raw: bytes) -> None:
         job_id = orjson.loads(raw).get("id")

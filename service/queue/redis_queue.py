@@ -19,19 +19,28 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
-from service.models import ExecutionResult, Job
+from service.models import ExecutionResult, Job, JobRecord, JobState
 from service.queue.keys import Keys
 
 log = logging.getLogger(__name__)
 
 JOB_FIELD = b"job"
+# How long a job record outlives its enqueueing when no result ever replaces it.
+RECORD_TTL_S = 3600
 
-# KEYS: result key, jobs stream, attempts hash.
-# ARGV: result JSON, TTL seconds, group, stream entry id ('' if none), reply channel ('' if none), job id.
+# KEYS: result key, jobs stream, attempts hash, job record, watchers set.
+# ARGV: result JSON, TTL seconds, group, stream entry id ('' if none), reply channel ('' if none), job id,
+#       reply channel prefix (a watcher's channel is the prefix and its gateway id).
 PUBLISH_RESULT = """
 local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 if first and ARGV[5] ~= '' then
   redis.call('PUBLISH', ARGV[5], ARGV[1])
+end
+if first then
+  for _, gateway in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+    redis.call('PUBLISH', ARGV[7] .. gateway, ARGV[1])
+  end
+  redis.call('DEL', KEYS[4], KEYS[5])
 end
 if ARGV[4] ~= '' then
   redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
@@ -86,8 +95,17 @@ class RedisQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def enqueue(self, job: Job) -> None:
-        await self.redis.xadd(self.keys.jobs, {JOB_FIELD: job.model_dump_json()})
+    async def enqueue(self, job: Job, record_ttl_s: int = RECORD_TTL_S) -> None:
+        await self.enqueue_many([job], record_ttl_s)
+
+    async def enqueue_many(self, jobs: list[Job], record_ttl_s: int = RECORD_TTL_S) -> None:
+        """Add the jobs and their `queued` records in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                record = JobRecord(state=JobState.queued, reply_to=job.reply_to)
+                pipe.set(self.keys.job(job.id), record.model_dump_json(exclude_none=True), ex=record_ttl_s)
+                pipe.xadd(self.keys.jobs, {JOB_FIELD: job.model_dump_json(exclude_defaults=True)})
+            await pipe.execute()
 
     async def depth(self) -> int:
         return int(await self.redis.xlen(self.keys.jobs))
@@ -132,15 +150,28 @@ class RedisQueue:
 
     async def publish_result(self, result: ExecutionResult, job: Job, entry_id: bytes | None, ttl_s: int) -> bool:
         """Store the final result unless one exists, notify the waiting gateway, ack the job."""
+        return await self.publish_final(result, job.reply_to, entry_id, ttl_s)
+
+    async def publish_final(
+        self, result: ExecutionResult, reply_to: str | None, entry_id: bytes | None, ttl_s: int
+    ) -> bool:
+        """`publish_result` for callers without the job itself (a cancel): True if this was the one result."""
         first = await self._publish(
-            keys=[self.keys.result(result.id), self.keys.jobs, self.keys.attempts],
+            keys=[
+                self.keys.result(result.id),
+                self.keys.jobs,
+                self.keys.attempts,
+                self.keys.job(result.id),
+                self.keys.watchers(result.id),
+            ],
             args=[
                 result.model_dump_json(),
                 ttl_s,
                 self.keys.group,
                 entry_id or b"",
-                self.keys.reply_channel(job.reply_to) if job.reply_to else "",
+                self.keys.reply_channel(reply_to) if reply_to else "",
                 result.id,
+                self.keys.reply_channel_prefix,
             ],
         )
         return bool(first)

@@ -26,6 +26,7 @@ from service.config import Settings
 from service.models import ExecutionResult, Status
 from service.queue.redis_queue import Claimed, RedisQueue
 from service.sandbox.executor import Sandbox
+from service.worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Worker:
         self.free_slots = list(range(settings.worker_concurrency))
         self.running: dict[bytes, asyncio.Task[None]] = {}
         self.stopping = asyncio.Event()
+        self.runner = JobRunner(settings, queue, sandbox, self.id)
         self._last_reclaim = 0.0
 
     def stop(self) -> None:
@@ -55,6 +57,7 @@ class Worker:
     async def run(self) -> None:
         await self._until_redis_answers(self.queue.ensure_group)
         heartbeat = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
+        cancels = asyncio.create_task(self.runner.watch_cancels(), name="cancel-watcher")
         log.info("worker %s ready with %d slots", self.id, len(self.free_slots))
         try:
             while not self.stopping.is_set():
@@ -63,6 +66,7 @@ class Worker:
             if self.running:
                 await asyncio.gather(*self.running.values(), return_exceptions=True)
             heartbeat.cancel()
+            cancels.cancel()
             with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
                 await heartbeat
                 await self.queue.forget_worker(self.id)
@@ -117,7 +121,7 @@ class Worker:
         if started > job.start_by:
             result = ExecutionResult(id=job.id, status=Status.expired, reason="its caller stopped waiting while queued")
         else:
-            result = await self.sandbox.execute(job, slot)
+            result = await self.runner.run(job, slot)
         result.queued_ms = round(max(0.0, started - job.enqueued_at) * 1000, 3)
         result.worker = self.id
         await self._publish(claimed, result)

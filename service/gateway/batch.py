@@ -1,0 +1,118 @@
+"""`POST /v1/execute/batch`: many calls in one request, enqueued in one round trip, answered in order.
+
+Every call is its own job on the same queue, so workers run them in parallel and a slow call holds up
+only its own slot. With `?stream=true` each result is sent as one NDJSON line the moment it arrives;
+otherwise the body is all results in request order. A call that outlives its deadline gets a final
+`sandbox_error` through the same exactly-once publish as a worker's result, so the batch never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+
+from service.gateway.calls import enqueue, give_up, new_job, wait_budget_s
+from service.gateway.limits import LimitError
+from service.gateway.state import GatewayState, gateway_state
+from service.models import BatchRequest, ExecutionResult, Job
+
+router = APIRouter()
+State = Annotated[GatewayState, Depends(gateway_state)]
+
+
+class BatchResult(BaseModel):
+    results: list[ExecutionResult]
+
+
+class BatchLine(BaseModel):
+    """One line of the NDJSON stream: the call's position in the request and its result."""
+
+    index: int
+    result: ExecutionResult
+
+
+@router.post(
+    "/v1/execute/batch",
+    response_model=BatchResult,
+    summary="Run up to 1,000 calls; results in request order, or streamed as NDJSON as they finish",
+    responses={
+        200: {
+            "description": "All results in request order; with `stream=true`, one `BatchLine` per line as each ends",
+            "content": {
+                "application/x-ndjson": {
+                    "schema": BatchLine.model_json_schema(),
+                    "example": '{"index":1,"result":{"id":"…","status":"ok","stdout":"2\\n"}}',
+                }
+            },
+        },
+        422: {"description": "Invalid call; `loc` names its index in `calls`"},
+        503: {"description": "Queue unavailable; retry after the given delay"},
+    },
+)
+async def execute_batch(
+    body: BatchRequest,
+    state: State,
+    stream: Annotated[bool, Query(description="Send each result as an NDJSON line as soon as it finishes")] = False,
+) -> Response:
+    jobs = build_jobs(state, body)
+    futures = [state.listener.expect(job.id) for job in jobs]
+    try:
+        await enqueue(state, jobs)
+    except BaseException:
+        discard_all(state, jobs)
+        raise
+    if stream:
+        return StreamingResponse(stream_lines(state, jobs, futures), media_type="application/x-ndjson")
+    try:
+        raws = await asyncio.gather(
+            *(await_result(state, job, future) for job, future in zip(jobs, futures, strict=True))
+        )
+    finally:
+        discard_all(state, jobs)
+    return Response(b'{"results":[' + b",".join(raws) + b"]}", media_type="application/json")
+
+
+def build_jobs(state: GatewayState, body: BatchRequest) -> list[Job]:
+    jobs: list[Job] = []
+    for index, call in enumerate(body.calls):
+        try:
+            jobs.append(new_job(state, call, reply_to=state.id, queue_wait_s=state.settings.queue_wait_s))
+        except LimitError as exc:
+            error = {"loc": ("body", "calls", index, exc.field), "msg": str(exc), "type": "value_error"}
+            raise RequestValidationError([error]) from None
+    return jobs
+
+
+async def await_result(state: GatewayState, job: Job, future: asyncio.Future[bytes]) -> bytes:
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), wait_budget_s(state, job))
+    except TimeoutError:
+        return await give_up(state, job)
+
+
+async def stream_lines(
+    state: GatewayState, jobs: list[Job], futures: list[asyncio.Future[bytes]]
+) -> AsyncIterator[bytes]:
+    async def indexed(index: int) -> tuple[int, bytes]:
+        return index, await await_result(state, jobs[index], futures[index])
+
+    pending = [asyncio.ensure_future(indexed(index)) for index in range(len(jobs))]
+    try:
+        for next_done in asyncio.as_completed(pending):
+            index, raw = await next_done
+            yield b'{"index":%d,"result":%b}\n' % (index, raw)
+    finally:
+        for task in pending:
+            task.cancel()
+        discard_all(state, jobs)
+
+
+def discard_all(state: GatewayState, jobs: list[Job]) -> None:
+    for job in jobs:
+        state.listener.discard(job.id)

@@ -1,0 +1,128 @@
+"""Submitting jobs and waiting for their results: what every endpoint that runs code shares.
+
+A job is built from a validated request (`new_job`), enqueued with its `queued` record in one round
+trip, and awaited through the shared result listener. A caller that did not submit a job (a long-poll,
+a repeated idempotency key) registers as a watcher so the publish script notifies this gateway too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from fastapi import HTTPException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.gateway.limits import check_judge, resolve_limits, run_budget_s
+from service.gateway.state import GatewayState
+from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Time beyond its own limits a call may take to come back: queue hand-off, sandbox start, a redelivery.
+RESULT_GRACE_S = 5.0
+MAX_IDEMPOTENCY_KEY = 200
+
+
+class QueueUnavailable(Exception):
+    pass
+
+
+def new_job(
+    state: GatewayState,
+    request: ExecuteRequest,
+    reply_to: str | None,
+    queue_wait_s: float,
+    judge: JudgeSpec | None = None,
+) -> Job:
+    limits = resolve_limits(request, state.settings)
+    if judge is not None:
+        check_judge(judge, limits, state.settings)
+    now = time.time()
+    return Job(
+        id=uuid.uuid4().hex,
+        request=request,
+        limits=limits,
+        judge=judge,
+        enqueued_at=now,
+        start_by=now + queue_wait_s,
+        reply_to=reply_to,
+    )
+
+
+def wait_budget_s(state: GatewayState, job: Job) -> float:
+    """How long the caller of `job` should wait before the gateway gives up on it."""
+    runs = len(job.judge.cases) if job.judge is not None else 1
+    settings = state.settings
+    run_s = run_budget_s(job.request, job.limits, runs)
+    return max(0.0, job.start_by - time.time()) + run_s + settings.reclaim_idle_s + RESULT_GRACE_S
+
+
+async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
+    try:
+        await state.queue.enqueue_many(jobs, state.settings.result_ttl_s)
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable from exc
+
+
+async def claim_idempotency_key(state: GatewayState, key: str | None, job: Job) -> str | None:
+    """The id of the job `key` was already used for, or None after binding it to `job`."""
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise HTTPException(400, detail=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    try:
+        return await state.jobs.claim_idempotency_key(key, job.id, state.settings.result_ttl_s)
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable from exc
+
+
+async def run_and_wait(state: GatewayState, job: Job, idempotency_key: str | None = None) -> bytes:
+    """Enqueue `job` (or follow the job its idempotency key names) and return its result JSON."""
+    budget_s = wait_budget_s(state, job)
+    earlier = await claim_idempotency_key(state, idempotency_key, job)
+    if earlier is not None:
+        raw = await wait_for_job(state, earlier, budget_s)
+        if raw is None:
+            raise no_result(earlier)
+        return raw
+    future = state.listener.expect(job.id)
+    try:
+        await enqueue(state, [job])
+        return await asyncio.wait_for(future, budget_s)
+    except TimeoutError:
+        raise no_result(job.id) from None
+    finally:
+        state.listener.discard(job.id)
+
+
+async def wait_for_job(state: GatewayState, job_id: str, timeout_s: float) -> bytes | None:
+    """The result of a job submitted elsewhere, waiting up to `timeout_s` for it; None if not yet."""
+    future = state.listener.expect(job_id)
+    try:
+        await state.jobs.watch(job_id, state.id, timeout_s + RESULT_GRACE_S)
+        # Watching first, then reading, leaves no gap: a result published in between is read here.
+        raw = (await state.jobs.snapshot(job_id)).raw_result
+        if raw is not None or timeout_s <= 0:
+            return raw
+        return await asyncio.wait_for(future, timeout_s)
+    except TimeoutError:
+        return None
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable from exc
+    finally:
+        state.listener.discard(job_id)
+
+
+async def give_up(state: GatewayState, job: Job) -> bytes:
+    """End a job its caller can wait no longer for: a `sandbox_error` unless a real result won the race."""
+    reason = "no result within the call's deadline"
+    result = ExecutionResult(id=job.id, status=Status.sandbox_error, reason=reason)
+    await state.queue.publish_final(result, job.reply_to, None, state.settings.result_ttl_s)
+    raw = (await state.jobs.snapshot(job.id)).raw_result
+    return raw if raw is not None else result.model_dump_json().encode()
+
+
+def no_result(job_id: str) -> HTTPException:
+    return HTTPException(504, detail={"id": job_id, "message": "no result within the call's deadline"})

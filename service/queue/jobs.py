@@ -1,0 +1,85 @@
+"""Job state beyond the stream: records (queued/running), cancels, long-poll watchers, idempotency keys.
+
+A job's record is written `queued` when it is enqueued, `running` by the worker that starts it, and
+deleted by the publish script together with its watchers once the result exists; the result key is
+then the truth. A cancel is a flag (read by a worker before it starts the job) plus a message on the
+cancel channel (heard by the worker running it). Every key is named in `keys.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from service.models import ExecutionResult, Job, JobInfo, JobRecord, JobState
+from service.queue.redis_queue import RedisQueue
+
+# KEYS: cancel flag, job record. ARGV: running record JSON, TTL seconds.
+# Checking the flag and marking the job running in one step means a cancel is either seen here or
+# finds the job running (and is then delivered on the cancel channel).
+BEGIN_JOB = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    record: JobRecord | None
+    raw_result: bytes | None
+
+    def info(self, job_id: str) -> JobInfo | None:
+        if self.raw_result is not None:
+            result = ExecutionResult.model_validate_json(self.raw_result)
+            return JobInfo(id=job_id, state=JobState.done, worker=result.worker, result=result)
+        if self.record is not None:
+            return JobInfo(id=job_id, state=self.record.state, worker=self.record.worker)
+        return None
+
+
+class JobStore:
+    def __init__(self, queue: RedisQueue) -> None:
+        self.redis = queue.redis
+        self.keys = queue.keys
+        self._begin = self.redis.register_script(BEGIN_JOB)
+
+    async def snapshot(self, job_id: str) -> JobSnapshot:
+        # One transaction: the publish script cannot run between the two reads and hide both.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.keys.job(job_id))
+            pipe.get(self.keys.result(job_id))
+            raw_record, raw_result = await pipe.execute()
+        record = JobRecord.model_validate_json(raw_record) if raw_record else None
+        return JobSnapshot(record, cast(bytes | None, raw_result))
+
+    async def watch(self, job_id: str, gateway_id: str, ttl_s: float) -> None:
+        """Ask the publish script to notify this gateway too; expires if the job never finishes."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.keys.watchers(job_id), gateway_id)
+            pipe.expire(self.keys.watchers(job_id), max(1, int(ttl_s)))
+            await pipe.execute()
+
+    async def request_cancel(self, job_id: str, ttl_s: int) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.cancel(job_id), b"1", ex=ttl_s)
+            pipe.publish(self.keys.cancel_channel, job_id)
+            await pipe.execute()
+
+    async def begin(self, job: Job, worker_id: str, ttl_s: int) -> bool:
+        """Mark the job running on this worker; False if it was cancelled and must not start."""
+        record = JobRecord(state=JobState.running, reply_to=job.reply_to, worker=worker_id)
+        keys = [self.keys.cancel(job.id), self.keys.job(job.id)]
+        started = await self._begin(keys=keys, args=[record.model_dump_json(exclude_none=True), ttl_s])
+        return bool(started)
+
+    async def cancelled_among(self, job_ids: list[str]) -> set[str]:
+        if not job_ids:
+            return set()
+        flags = await self.redis.mget([self.keys.cancel(job_id) for job_id in job_ids])
+        return {job_id for job_id, flag in zip(job_ids, flags, strict=True) if flag}
+
+    async def claim_idempotency_key(self, key: str, job_id: str, ttl_s: int) -> str | None:
+        """Bind `key` to `job_id` unless it is bound already; return the job id it was bound to before."""
+        previous: Any = await self.redis.set(self.keys.idempotency(key), job_id, nx=True, get=True, ex=ttl_s)
+        return previous.decode() if previous else None
