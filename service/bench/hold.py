@@ -64,8 +64,9 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
     elapsed = time.monotonic() - start
-    lost = in_flight
-    errors = outcome.error_count + batch_outcome.error_count * BATCH_SIZE + lost
+    # Still waiting, connection open and no error, when the time bound hit: not lost, not yet answered.
+    unfinished = in_flight
+    errors = outcome.error_count + batch_outcome.error_count * BATCH_SIZE
     return {
         "scenario": "hold",
         "calls": total,
@@ -73,11 +74,11 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
         "via_batches": batches * BATCH_SIZE,
         "peak_outstanding": peak,
         "duration_s": round(elapsed, 1),
-        "calls_per_s": round((total - lost) / elapsed, 1),
+        "calls_per_s": round((total - unfinished) / elapsed, 1),
         "correct": len(outcome.latencies_ms) + len(batch_outcome.latencies_ms) * BATCH_SIZE,
         "errors": errors,
         "error_kinds": {**outcome.errors, **{f"batch {kind}": n for kind, n in batch_outcome.errors.items()}},
-        "lost": lost,
+        "unfinished": unfinished,
         "latency_ms": latency_summary(outcome.latencies_ms),
         "batch_latency_ms": latency_summary(batch_outcome.latencies_ms),
         "gateway_rss_mib": {

@@ -38,7 +38,7 @@ def check_targets(records: list[dict[str, Any]]) -> dict[str, Any]:
     for hold in _find(records, "hold"):
         summary["hold_outstanding"] = {
             **_verdict(hold["peak_outstanding"], hold["calls"], at_most=False),
-            "lost": hold["lost"],
+            "unfinished": hold["unfinished"],
             "errors": hold["errors"],
         }
     return summary

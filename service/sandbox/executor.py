@@ -20,6 +20,7 @@ from service.config import Settings
 from service.languages import LanguageSpec, language_specs
 from service.models import ExecutionResult, Job, StageResult, Status
 from service.sandbox.bwrap import BwrapProfile, write_etc
+from service.sandbox.files import fetch_files, write_files
 from service.sandbox.process import ProcessOutcome, ResourceLimits, run_process
 from service.sandbox.workspaces import Workspaces, remove_stale
 
@@ -134,43 +135,55 @@ class Sandbox:
             self.workspaces.wipe(slot)
 
     async def _execute_in(self, workspace: Path, job: Job, slot: int) -> ExecutionResult:
+        compiled = await self.prepare(workspace, job, slot)
+        if compiled is not None and compiled.status != Status.ok:
+            status = Status.timeout if compiled.status == Status.timeout else Status.compile_error
+            return ExecutionResult(
+                id=job.id,
+                status=status,
+                exit_code=compiled.exit_code,
+                stderr=compiled.stderr,
+                compile=compiled,
+                reason="compilation failed",
+            )
+        ran = await self.run(workspace, job, slot, job.request.stdin.encode(), strict_output=job.request.strict_output)
+        fetched = fetch_files(workspace, job.request.fetch_files, self.settings.max_fetch_bytes)
+        files = {"files": fetched.files, "file_errors": fetched.errors}
+        return ExecutionResult.from_stage(job.id, ran, compile=compiled, **files)
+
+    async def prepare(self, workspace: Path, job: Job, slot: int) -> StageResult | None:
+        """Write the call's files and source into the workspace and compile it: the compile stage, if any."""
         request, limits = job.request, job.limits
         spec: LanguageSpec = self.specs[request.language]
-        source = workspace / spec.source_file
-        source.write_text(request.code)
-        compiled: StageResult | None = None
-        if spec.compile is not None:
-            compiled = await self._stage(
-                workspace,
-                slot,
-                spec.compile,
-                b"",
-                limits.compile_timeout_s,
-                limits.compile_memory_mb,
-                COMPILE_OUTPUT_CAP,
-                strict_output=False,
-            )
-            if compiled.status != Status.ok:
-                status = Status.timeout if compiled.status == Status.timeout else Status.compile_error
-                return ExecutionResult(
-                    id=job.id,
-                    status=status,
-                    exit_code=compiled.exit_code,
-                    stderr=compiled.stderr,
-                    compile=compiled,
-                    reason="compilation failed",
-                )
-        ran = await self._stage(
+        write_files(workspace, request.files, self.slot_uid(slot))
+        (workspace / spec.source_file).write_text(request.code)
+        if spec.compile is None:
+            return None
+        return await self._stage(
             workspace,
             slot,
-            spec.run,
-            request.stdin.encode(),
+            spec.compile,
+            b"",
+            limits.compile_timeout_s,
+            limits.compile_memory_mb,
+            COMPILE_OUTPUT_CAP,
+            strict_output=False,
+        )
+
+    async def run(self, workspace: Path, job: Job, slot: int, stdin: bytes, *, strict_output: bool) -> StageResult:
+        """Run the prepared program once in `workspace` under the job's limits."""
+        limits = job.limits
+        program = self.specs[job.request.language].run
+        return await self._stage(
+            workspace,
+            slot,
+            program,
+            stdin,
             limits.timeout_s,
             limits.memory_mb,
             limits.output_bytes,
-            strict_output=request.strict_output,
+            strict_output=strict_output,
         )
-        return ExecutionResult.from_stage(job.id, ran, compile=compiled)
 
     async def _stage(
         self,

@@ -1,4 +1,4 @@
-"""Run one claimed job, and stop it when it is cancelled.
+"""Run one claimed job the way it asks (plain call or judging), and stop it when it is cancelled.
 
 Before starting, the job is marked running unless its cancel flag is set (one script, so a cancel is
 seen either here or by the watcher). While it runs, `watch_cancels` listens on the cancel channel and
@@ -20,6 +20,7 @@ from service.models import ExecutionResult, Job, Status
 from service.queue.jobs import JobStore
 from service.queue.redis_queue import RedisQueue
 from service.sandbox.executor import Sandbox
+from service.worker.judge import judge
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class JobRunner:
             return True
 
     async def _execute(self, job: Job, slot: int) -> ExecutionResult:
+        if job.judge is not None:
+            return await judge(self.sandbox, job, job.judge, slot)
         return await self.sandbox.execute(job, slot)
 
     def cancel(self, job_id: str) -> None:
