@@ -43,6 +43,6 @@ def describe_machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         # Other work on the machine skews every figure; the load average says how much there was.
-        "loadavg_1m": os.getloadavg()[0],
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "commit": _git_commit(),
     }

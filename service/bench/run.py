@@ -219,14 +219,17 @@ def local_stack(args: argparse.Namespace, settings: Settings) -> Iterator[Target
         stack.stop()
 
 
-def save(args: argparse.Namespace, records: list[dict[str, Any]], summary: dict[str, Any]) -> Path:
+Record = dict[str, Any]
+
+
+def save(args: argparse.Namespace, machine: Record, records: list[Record], summary: Record) -> Path:
     out = args.out or (SCRATCH_DIR if args.quick else RESULTS_DIR)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    name = "hold" if records and records[-1]["scenario"] == "hold" and len(records) == 1 else "bench"
+    name = "hold" if "hold" in (args.scenario or ()) else "bench"
     path = out / f"{name}-{stamp}.json"
     document: dict[str, Any] = {
-        "machine": describe_machine(),
+        "machine": {**machine, "loadavg_1m_end": round(os.getloadavg()[0], 2)},
         "options": options_of(args),
         "scenarios": records,
         "targets": summary,
@@ -248,6 +251,7 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     needed = max([*(args.sweep or FULL_SWEEP), args.hold_calls if "hold" in (args.scenario or ()) else 0])
     raise_open_files(2 * needed)
+    machine = describe_machine()
     if args.url:
         records = asyncio.run(measure(args, Target(args.url, Components(dict(args.pid)))))
     else:
@@ -256,5 +260,5 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     summary = check_targets(records)
     emit(summary)
     if not args.no_save:
-        print(f"saved {save(args, records, summary)}", file=sys.stderr)
+        print(f"saved {save(args, machine, records, summary)}", file=sys.stderr)
     return 1 if any(record["errors"] for record in records) else 0
