@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lint: venv
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+	$(BIN)/ruff check service tests loadtests
+	$(BIN)/ruff format --check service tests loadtests
 	$(BIN)/mypy
 
 format: venv
-	$(BIN)/ruff check --fix service tests
-	$(BIN)/ruff format service tests
+	$(BIN)/ruff check --fix service tests loadtests
+	$(BIN)/ruff format service tests loadtests
 
 test: deps venv lint
 	$(BIN)/pytest tests --ignore=tests/docker
