@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.config import Settings
-from service.gateway import batch, jobs, judge
+from service.gateway import batch, jobs, judge, run_code
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.limits import LimitError
 from service.gateway.routes import QueueUnavailable, router
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(jobs.router)
     app.include_router(judge.router)
+    app.include_router(run_code.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(LimitError)
