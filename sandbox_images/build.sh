@@ -31,14 +31,23 @@ target_pip() {
     --platform manylinux2014_x86_64 "${platforms[@]}" --platform any "$@"
 }
 
+dependencies() {
+  "$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))'
+}
+
+# constraints.txt records which dependency list it resolved, so a changed pyproject.toml re-locks it.
+dependencies_digest() {
+  dependencies | sha256sum | cut -c1-16
+}
+
 lock_constraints() {
   local scratch
   scratch=$(mktemp -d)
-  "$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-    >"$scratch/requirements.txt"
+  dependencies >"$scratch/requirements.txt"
   target_pip --dest "$scratch" -r "$scratch/requirements.txt" setuptools
   {
     echo "# Exact versions the images install; regenerate with: sandbox_images/build.sh --lock"
+    echo "# dependencies: $(dependencies_digest)"
     for wheel in "$scratch"/*.whl; do
       basename "$wheel" | awk -F- '{ print tolower($1) "==" $2 }'
     done | sed 's/_/-/g' | sort
@@ -68,6 +77,10 @@ if [[ ${1:-} == --lock ]]; then
   exit 0
 fi
 
+if ! grep -qx "# dependencies: $(dependencies_digest)" "$constraints"; then
+  echo "pyproject.toml dependencies changed: re-locking $constraints (commit it)"
+  lock_constraints
+fi
 bash sandbox_images/debian-base.sh "$base"
 fill_wheelhouse
 for target in gateway worker redis; do
