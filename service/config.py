@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_fetch_bytes: int = 8 * 1024 * 1024
     # A judge request runs at most this long in total: test cases times the per-case time limit.
     max_judge_s: float = 600.0
+    # The tool registry (JSON); the default is service/tools/tools.json.
+    tools_path: Path | None = None
 
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
     worker_batch: int = 64

@@ -11,6 +11,7 @@ import base64
 import binascii
 from enum import StrEnum
 from pathlib import PurePosixPath
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -367,3 +368,44 @@ class JobInfo(BaseModel):
     state: JobState
     worker: str | None = None
     result: ExecutionResult | None = None
+
+
+class ToolSpec(BaseModel):
+    """One entry of the tool registry (service/tools/tools.json): what `GET /v1/tools` lists."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    description: str
+    input_schema: dict[str, Any] = Field(alias="inputSchema")
+    language: Language
+    program: str = Field(description="File of the program, relative to the registry; reads JSON args on stdin")
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class TextContent(BaseModel):
+    type: str = "text"
+    text: str
+
+
+class ToolCallResult(BaseModel):
+    """MCP's `CallToolResult` shape, plus the run that produced it."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "content": [{"type": "text", "text": '{"result": 7}'}],
+                    "structuredContent": {"result": 7},
+                    "isError": False,
+                    "execution": {"id": "5f0c6b1e8f6a4c39b1b9f3f1a2d4e6c8", "status": "ok", "stdout": '{"result": 7}'},
+                }
+            ]
+        },
+    )
+
+    content: list[TextContent]
+    structured_content: dict[str, Any] | None = Field(default=None, alias="structuredContent")
+    is_error: bool = Field(alias="isError")
+    execution: ExecutionResult

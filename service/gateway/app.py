@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.config import Settings
-from service.gateway import batch, jobs, judge, run_code
+from service.gateway import batch, jobs, judge, run_code, tools
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.limits import LimitError
 from service.gateway.routes import QueueUnavailable, router
@@ -19,17 +19,21 @@ from service.gateway.state import GatewayState
 from service.queue.jobs import JobStore
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue, connect
+from service.tools.registry import load_tools
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    tool_registry = load_tools(settings.tools_path)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings.redis_url)
         queue = RedisQueue(redis, settings.key_prefix)
         gateway_id = uuid.uuid4().hex[:12]
-        state = GatewayState(settings, queue, ResultListener(queue, gateway_id), gateway_id, JobStore(queue))
+        listener = ResultListener(queue, gateway_id)
+        state = GatewayState(settings, queue, listener, gateway_id, JobStore(queue), tool_registry)
         await state.listener.start()
         app.state.gateway = state
         try:
@@ -49,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(judge.router)
     app.include_router(run_code.router)
+    app.include_router(tools.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(LimitError)

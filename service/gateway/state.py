@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -10,6 +10,7 @@ from service.config import Settings
 from service.queue.jobs import JobStore
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue
+from service.tools.registry import Tool
 
 
 @dataclass
@@ -19,6 +20,7 @@ class GatewayState:
     listener: ResultListener
     id: str
     jobs: JobStore
+    tools: dict[str, Tool] = field(default_factory=dict)
 
 
 def gateway_state(request: Request) -> GatewayState:
