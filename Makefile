@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lint: venv
-	$(BIN)/ruff check service tests loadtests
-	$(BIN)/ruff format --check service tests loadtests
+	$(BIN)/ruff check service tests loadtests examples
+	$(BIN)/ruff format --check service tests loadtests examples
 	$(BIN)/mypy
 
 format: venv
-	$(BIN)/ruff check --fix service tests loadtests
-	$(BIN)/ruff format service tests loadtests
+	$(BIN)/ruff check --fix service tests loadtests examples
+	$(BIN)/ruff format service tests loadtests examples
 
 test: deps venv lint
 	$(BIN)/pytest tests --ignore=tests/docker

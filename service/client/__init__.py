@@ -1,5 +1,6 @@
 """What rollout code imports to call Sandpit: `SandpitClient` (sync) and `AsyncSandpitClient`."""
 
-from service.client.http import AsyncSandpitClient, SandpitClient, SandpitError
+from service.client.calls import Retry, SandpitError
+from service.client.http import AsyncSandpitClient, SandpitClient
 
-__all__ = ["AsyncSandpitClient", "SandpitClient", "SandpitError"]
+__all__ = ["AsyncSandpitClient", "Retry", "SandpitClient", "SandpitError"]

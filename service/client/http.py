@@ -1,44 +1,107 @@
-"""HTTP clients for the Sandpit API, built on httpx with one pooled connection set per client."""
+"""HTTP clients for the Sandpit API: `SandpitClient` (sync) and `AsyncSandpitClient`, on pooled httpx.
+
+Both offer the same methods with the same arguments and typed results; what each sends is defined
+once in `calls.py`. Requests are retried on 429/503 (honouring `Retry-After`) and on connection errors,
+with backoff; calls that run code carry an idempotency key so a retry never runs them twice.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeVar
 
 import httpx
 
-from service.models import ExecuteRequest, ExecutionResult, Language
+from service.client import calls
+from service.client.calls import Call, Retry, SandpitError
+from service.models import ExecuteRequest, ExecutionResult, JobInfo, JobState, JudgeResult, Language, ToolCallResult
+
+__all__ = ["AsyncSandpitClient", "SandpitClient", "SandpitError"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_RETRY = Retry()
+T = TypeVar("T")
+Calls = list[ExecuteRequest | dict[str, Any]]
+# One long-poll request of `wait_for`; the server caps it at max_long_poll_s anyway.
+LONG_POLL_S = 30.0
 
 
-class SandpitError(RuntimeError):
-    def __init__(self, status_code: int, detail: Any) -> None:
-        super().__init__(f"HTTP {status_code}: {detail}")
-        self.status_code = status_code
-        self.detail = detail
+def pool_limits(max_connections: int) -> httpx.Limits:
+    return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
 
 
-def _request_body(language: Language | str, code: str, **options: Any) -> dict[str, Any]:
-    request = ExecuteRequest(language=Language(language), code=code, **options)
-    return request.model_dump(exclude_none=True, mode="json")
-
-
-def _parse(response: httpx.Response) -> ExecutionResult:
-    if response.status_code != 200:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text
-        raise SandpitError(response.status_code, detail)
-    return ExecutionResult.model_validate_json(response.content)
+def result_of(info: JobInfo) -> ExecutionResult | None:
+    return info.result if info.state == JobState.done else None
 
 
 class SandpitClient:
-    def __init__(self, url: str = DEFAULT_URL, timeout_s: float = 300.0) -> None:
-        self._http = httpx.Client(base_url=url, timeout=timeout_s)
+    def __init__(
+        self, url: str = DEFAULT_URL, timeout_s: float = 300.0, max_connections: int = 100, retry: Retry = DEFAULT_RETRY
+    ) -> None:
+        self._http = httpx.Client(base_url=url, timeout=timeout_s, limits=pool_limits(max_connections))
+        self.retry = retry
+
+    def send(self, call: Call[T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.body, params=call.params, headers=call.headers
+                )
+            except httpx.TransportError:
+                if (delay := self.retry.delay_s(attempt, None)) is None:
+                    raise
+            else:
+                if (delay := self.retry.delay_s(attempt, response)) is None:
+                    return call.parse(response)
+            time.sleep(delay)
+            attempt += 1
 
     def execute(self, language: Language | str, code: str, **options: Any) -> ExecutionResult:
-        return _parse(self._http.post("/v1/execute", json=_request_body(language, code, **options)))
+        return self.send(calls.execute(language, code, **options))
+
+    def execute_batch(self, batch: Calls) -> list[ExecutionResult]:
+        return self.send(calls.execute_batch(batch))
+
+    def stream_batch(self, batch: Calls) -> Iterator[tuple[int, ExecutionResult]]:
+        """(index, result) pairs as the calls finish. Not retried: a stream cannot be replayed."""
+        body = calls.batch_body(batch)
+        with self._http.stream("POST", "/v1/execute/batch", json=body, params={"stream": "true"}) as response:
+            if response.status_code != 200:
+                response.read()
+                calls.check(response)
+            for line in response.iter_lines():
+                if line:
+                    yield calls.batch_line(line)
+
+    def judge(self, language: Language | str, code: str, cases: list[dict[str, str]], **options: Any) -> JudgeResult:
+        return self.send(calls.judge(language, code, cases, **options))
+
+    def submit(self, language: Language | str, code: str, **options: Any) -> JobInfo:
+        return self.send(calls.submit(language, code, **options))
+
+    def job(self, job_id: str, wait_s: float = 0.0) -> JobInfo:
+        return self.send(calls.job(job_id, wait_s))
+
+    def wait_for(self, job_id: str, timeout_s: float = 300.0) -> ExecutionResult:
+        """Long-poll a job until it is done; TimeoutError if it is not within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            result = result_of(self.job(job_id, wait_s=min(LONG_POLL_S, left)))
+            if result is not None:
+                return result
+        raise TimeoutError(f"job {job_id} not done within {timeout_s:g}s")
+
+    def cancel(self, job_id: str) -> JobInfo:
+        return self.send(calls.cancel(job_id))
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        return self.send(calls.list_tools())
+
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCallResult:
+        return self.send(calls.call_tool(name, arguments))
 
     def close(self) -> None:
         self._http.close()
@@ -51,12 +114,77 @@ class SandpitClient:
 
 
 class AsyncSandpitClient:
-    def __init__(self, url: str = DEFAULT_URL, timeout_s: float = 300.0, max_connections: int = 1000) -> None:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits)
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        timeout_s: float = 300.0,
+        max_connections: int = 1000,
+        retry: Retry = DEFAULT_RETRY,
+    ) -> None:
+        self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=pool_limits(max_connections))
+        self.retry = retry
+
+    async def send(self, call: Call[T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.path, json=call.body, params=call.params, headers=call.headers
+                )
+            except httpx.TransportError:
+                if (delay := self.retry.delay_s(attempt, None)) is None:
+                    raise
+            else:
+                if (delay := self.retry.delay_s(attempt, response)) is None:
+                    return call.parse(response)
+            await asyncio.sleep(delay)
+            attempt += 1
 
     async def execute(self, language: Language | str, code: str, **options: Any) -> ExecutionResult:
-        return _parse(await self._http.post("/v1/execute", json=_request_body(language, code, **options)))
+        return await self.send(calls.execute(language, code, **options))
+
+    async def execute_batch(self, batch: Calls) -> list[ExecutionResult]:
+        return await self.send(calls.execute_batch(batch))
+
+    async def stream_batch(self, batch: Calls) -> AsyncIterator[tuple[int, ExecutionResult]]:
+        """(index, result) pairs as the calls finish. Not retried: a stream cannot be replayed."""
+        body = calls.batch_body(batch)
+        async with self._http.stream("POST", "/v1/execute/batch", json=body, params={"stream": "true"}) as response:
+            if response.status_code != 200:
+                await response.aread()
+                calls.check(response)
+            async for line in response.aiter_lines():
+                if line:
+                    yield calls.batch_line(line)
+
+    async def judge(
+        self, language: Language | str, code: str, cases: list[dict[str, str]], **options: Any
+    ) -> JudgeResult:
+        return await self.send(calls.judge(language, code, cases, **options))
+
+    async def submit(self, language: Language | str, code: str, **options: Any) -> JobInfo:
+        return await self.send(calls.submit(language, code, **options))
+
+    async def job(self, job_id: str, wait_s: float = 0.0) -> JobInfo:
+        return await self.send(calls.job(job_id, wait_s))
+
+    async def wait_for(self, job_id: str, timeout_s: float = 300.0) -> ExecutionResult:
+        """Long-poll a job until it is done; TimeoutError if it is not within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            result = result_of(await self.job(job_id, wait_s=min(LONG_POLL_S, left)))
+            if result is not None:
+                return result
+        raise TimeoutError(f"job {job_id} not done within {timeout_s:g}s")
+
+    async def cancel(self, job_id: str) -> JobInfo:
+        return await self.send(calls.cancel(job_id))
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        return await self.send(calls.list_tools())
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCallResult:
+        return await self.send(calls.call_tool(name, arguments))
 
     async def aclose(self) -> None:
         await self._http.aclose()
