@@ -18,7 +18,7 @@ PATHS = {
 
 def test_every_endpoint_is_documented_with_a_summary(api: httpx.Client) -> None:
     document = api.get("/openapi.json").json()
-    assert PATHS <= set(document["paths"])
+    assert set(document["paths"]) >= PATHS
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             assert operation.get("summary"), (method, path)
