@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # The tool registry (JSON); the default is service/tools/tools.json.
     tools_path: Path | None = None
 
+    # Sessions: persistent interpreters, each pinned to one worker, ended after this long unused.
+    session_idle_s: float = 300.0
+    max_sessions_per_worker: int = 16
+    # Session interpreters run as sandbox_uid_base + this offset + their index on the worker.
+    session_uid_offset: int = 1000
+
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
     worker_batch: int = 64
     heartbeat_interval_s: float = 2.0

@@ -409,3 +409,58 @@ class ToolCallResult(BaseModel):
     structured_content: dict[str, Any] | None = Field(default=None, alias="structuredContent")
     is_error: bool = Field(alias="isError")
     execution: ExecutionResult
+
+
+class SessionAction(StrEnum):
+    open = "open"
+    execute = "execute"
+    close = "close"
+
+
+class SessionCommand(BaseModel):
+    """What the gateway asks a session's worker to do, on that worker's own command list."""
+
+    id: str = Field(description="The id of this command's result, like a job id")
+    session_id: str
+    action: SessionAction
+    code: str = ""
+    timeout_s: float = 0.0
+    memory_mb: int = 0
+    output_bytes: int = 0
+    reply_to: str | None = None
+
+
+class SessionRecord(BaseModel):
+    """Where a session lives; expires when the session has been idle too long."""
+
+    worker: str
+    memory_mb: int
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"language": "python"}]})
+
+    language: Language = Field(default=Language.python, description="Sessions run Python only.")
+    memory_mb: int | None = Field(default=None, gt=0, description="Address-space limit of the interpreter.")
+
+
+class SessionInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": "9d2c5f0e0c0b4e3c8a1f2b3c4d5e6f70", "worker": "host-123-abc", "idle_timeout_s": 300}]
+        }
+    )
+
+    id: str
+    worker: str
+    idle_timeout_s: float
+
+
+class SessionExecuteRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"code": "x = 21"}, {"code": "x * 2", "timeout_s": 5}]},
+    )
+
+    code: str = Field(min_length=1, description="Python run in the session; the value of a last expression is printed.")
+    timeout_s: float | None = Field(default=None, gt=0)

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.config import Settings
-from service.gateway import batch, jobs, judge, run_code, tools
+from service.gateway import batch, jobs, judge, run_code, sessions, tools
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.limits import LimitError
 from service.gateway.routes import QueueUnavailable, router
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(judge.router)
     app.include_router(run_code.router)
     app.include_router(tools.router)
+    app.include_router(sessions.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(LimitError)

@@ -66,3 +66,11 @@ class Keys:
     def idempotency(self, key: str) -> str:
         """The job id a caller's `Idempotency-Key` was first used for."""
         return f"{self.prefix}:idempotency:{key}"
+
+    def session(self, session_id: str) -> str:
+        """A session's `SessionRecord` (which worker holds it), JSON, expiring when idle."""
+        return f"{self.prefix}:session:{session_id}"
+
+    def session_commands(self, worker_id: str) -> str:
+        """List of `SessionCommand`s for one worker: only that worker reads it."""
+        return f"{self.prefix}:session-commands:{worker_id}"

@@ -27,6 +27,7 @@ from service.models import ExecutionResult, Status
 from service.queue.redis_queue import Claimed, RedisQueue
 from service.sandbox.executor import Sandbox
 from service.worker.runner import JobRunner
+from service.worker.sessions import SessionHost
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Worker:
         self.running: dict[bytes, asyncio.Task[None]] = {}
         self.stopping = asyncio.Event()
         self.runner = JobRunner(settings, queue, sandbox, self.id)
+        self.sessions = SessionHost(settings, queue, sandbox, self.id)
         self._last_reclaim = 0.0
 
     def stop(self) -> None:
@@ -58,6 +60,7 @@ class Worker:
         await self._until_redis_answers(self.queue.ensure_group)
         heartbeat = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
         cancels = asyncio.create_task(self.runner.watch_cancels(), name="cancel-watcher")
+        sessions = asyncio.create_task(self.sessions.serve(), name="sessions")
         log.info("worker %s ready with %d slots", self.id, len(self.free_slots))
         try:
             while not self.stopping.is_set():
@@ -67,6 +70,9 @@ class Worker:
                 await asyncio.gather(*self.running.values(), return_exceptions=True)
             heartbeat.cancel()
             cancels.cancel()
+            sessions.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sessions
             with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
                 await heartbeat
                 await self.queue.forget_worker(self.id)

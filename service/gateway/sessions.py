@@ -1,0 +1,157 @@
+"""Sessions for multi-turn agents: a persistent Python interpreter pinned to one worker.
+
+`POST /v1/sessions` asks a live worker (chosen at random) to start an interpreter and answers its id.
+`POST /v1/sessions/{id}/execute` sends code to that worker's own command list; variables survive from
+call to call. While waiting, the gateway watches the worker's heartbeat: if the worker dies, the call
+ends as `session_lost` (written through the exactly-once publish script), never a hang. Idle sessions
+expire; `DELETE /v1/sessions/{id}` ends one at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi.responses import Response
+
+from service.gateway.calls import REDIS_DOWN, QueueUnavailable, no_result
+from service.gateway.limits import LimitError
+from service.gateway.state import GatewayState, gateway_state
+from service.models import (
+    ExecutionResult,
+    Language,
+    SessionAction,
+    SessionCommand,
+    SessionExecuteRequest,
+    SessionInfo,
+    SessionRequest,
+    Status,
+)
+from service.queue.sessions import SessionStore
+
+T = TypeVar("T")
+router = APIRouter(tags=["sessions"])
+State = Annotated[GatewayState, Depends(gateway_state)]
+SessionId = Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
+# Starting a sandboxed interpreter; and how long past its timeout a call's answer may take.
+OPEN_BUDGET_S = 30.0
+ANSWER_GRACE_S = 5.0
+NO_SESSION: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such session: it was ended, or expired after being idle"}
+}
+
+
+@router.post(
+    "/v1/sessions",
+    status_code=201,
+    response_model=SessionInfo,
+    summary="Start a persistent Python interpreter on one worker",
+    responses={503: {"description": "No live worker, or the chosen one holds its maximum of sessions"}},
+)
+async def open_session(request: SessionRequest, state: State) -> SessionInfo:
+    if request.language != Language.python:
+        raise LimitError("language", "sessions run python only")
+    memory_mb = request.memory_mb or state.settings.default_memory_mb
+    if not 16 <= memory_mb <= state.settings.max_memory_mb:
+        raise LimitError("memory_mb", f"memory_mb must be between 16 and {state.settings.max_memory_mb}")
+    store = SessionStore(state.queue)
+    worker = await call_redis(store.pick_worker(state.settings.heartbeat_ttl_s))
+    if worker is None:
+        raise QueueUnavailable("no live worker")
+    session_id = uuid.uuid4().hex
+    command = new_command(state, session_id, SessionAction.open, memory_mb=memory_mb)
+    result = await send_and_wait(state, store, worker, command, OPEN_BUDGET_S)
+    if result.status != Status.ok:
+        raise HTTPException(503, detail=result.reason, headers={"Retry-After": "1"})
+    return SessionInfo(id=session_id, worker=worker, idle_timeout_s=state.settings.session_idle_s)
+
+
+@router.post(
+    "/v1/sessions/{session_id}/execute",
+    response_model=ExecutionResult,
+    summary="Run Python in a session; variables persist, the value of a last expression is printed",
+    responses={**NO_SESSION, 504: {"description": "The worker is alive but did not answer in time"}},
+)
+async def execute_in_session(session_id: SessionId, request: SessionExecuteRequest, state: State) -> Response:
+    settings = state.settings
+    timeout_s = request.timeout_s or settings.default_timeout_s
+    if timeout_s > settings.max_timeout_s:
+        raise LimitError("timeout_s", f"timeout_s must be at most {settings.max_timeout_s:g}")
+    store = SessionStore(state.queue)
+    record = await call_redis(store.find(session_id, settings.session_idle_s))
+    if record is None:
+        raise HTTPException(404, detail=f"no session {session_id} (ended, or expired after being idle)")
+    command = new_command(state, session_id, SessionAction.execute, code=request.code, timeout_s=timeout_s)
+    result = await send_and_wait(state, store, record.worker, command, timeout_s + ANSWER_GRACE_S)
+    if result.status == Status.session_lost:
+        await call_redis(store.forget(session_id))
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+@router.delete(
+    "/v1/sessions/{session_id}",
+    status_code=204,
+    summary="End a session and its interpreter",
+    responses=NO_SESSION,
+)
+async def close_session(session_id: SessionId, state: State) -> Response:
+    store = SessionStore(state.queue)
+    record = await call_redis(store.find(session_id, state.settings.session_idle_s))
+    if record is None:
+        raise HTTPException(404, detail=f"no session {session_id}")
+    command = new_command(state, session_id, SessionAction.close)
+    await call_redis(store.send(record.worker, command, state.settings.session_idle_s))
+    await call_redis(store.forget(session_id))
+    return Response(status_code=204)
+
+
+def new_command(state: GatewayState, session_id: str, action: SessionAction, **fields: object) -> SessionCommand:
+    output_bytes = state.settings.max_output_bytes
+    return SessionCommand.model_validate(
+        {
+            "id": uuid.uuid4().hex,
+            "session_id": session_id,
+            "action": action,
+            "reply_to": state.id,
+            "output_bytes": output_bytes,
+            **fields,
+        }
+    )
+
+
+async def send_and_wait(
+    state: GatewayState, store: SessionStore, worker: str, command: SessionCommand, budget_s: float
+) -> ExecutionResult:
+    """The worker's answer; `session_lost` if the worker dies first, 504 if it lives but is too slow."""
+    future = state.listener.expect(command.id)
+    try:
+        await call_redis(store.send(worker, command, state.settings.session_idle_s))
+        deadline = time.monotonic() + budget_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                raw = await asyncio.wait_for(asyncio.shield(future), min(left, state.settings.heartbeat_interval_s))
+                return ExecutionResult.model_validate_json(raw)
+            except TimeoutError:
+                if not await call_redis(store.worker_alive(worker, state.settings.heartbeat_ttl_s)):
+                    return await declare_lost(state, command)
+        raise no_result(command.id)
+    finally:
+        state.listener.discard(command.id)
+
+
+async def declare_lost(state: GatewayState, command: SessionCommand) -> ExecutionResult:
+    lost = ExecutionResult(id=command.id, status=Status.session_lost, reason="the session's worker died")
+    await call_redis(state.queue.publish_final(lost, None, None, state.settings.result_ttl_s))
+    raw = (await call_redis(state.jobs.snapshot(command.id))).raw_result
+    return ExecutionResult.model_validate_json(raw) if raw else lost
+
+
+async def call_redis(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable from exc

@@ -1,0 +1,139 @@
+"""The sessions one worker holds: open, run code in, close, and end when idle.
+
+The worker reads its own session command list (nobody else's), so every call of a session reaches the
+process that holds its interpreter. Calls of one session run one at a time; different sessions run
+side by side. Each answer is published through the same exactly-once script as job results. An
+interpreter that dies or stops answering ends its session, and the call gets `session_lost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.config import Settings
+from service.models import ExecutionResult, SessionAction, SessionCommand, SessionRecord, Status
+from service.queue.redis_queue import RedisQueue
+from service.queue.sessions import SessionStore
+from service.sandbox.executor import Sandbox
+from service.sandbox.session import SessionProcess
+
+log = logging.getLogger(__name__)
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+COMMAND_BLOCK_S = 1.0
+RETRY_DELAY_S = 0.5
+REAP_EVERY_S = 5.0
+
+
+@dataclass
+class HostedSession:
+    process: SessionProcess
+    index: int
+    last_used: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SessionHost:
+    def __init__(self, settings: Settings, queue: RedisQueue, sandbox: Sandbox, worker_id: str) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.store = SessionStore(queue)
+        self.sandbox = sandbox
+        self.worker_id = worker_id
+        self.sessions: dict[str, HostedSession] = {}
+        self.free_indexes = list(range(settings.max_sessions_per_worker))
+        self.handling: set[asyncio.Task[None]] = set()
+
+    async def serve(self) -> None:
+        """Answer this worker's session commands until cancelled; then end every session."""
+        reaper = asyncio.create_task(self._reap_idle_forever(), name="session-reaper")
+        try:
+            while True:
+                command = await self._next_command()
+                if command is not None:
+                    task = asyncio.create_task(self._handle(command), name=f"session-{command.session_id}")
+                    self.handling.add(task)
+                    task.add_done_callback(self.handling.discard)
+        finally:
+            reaper.cancel()
+            for session_id in list(self.sessions):
+                await self._end(session_id)
+
+    async def _next_command(self) -> SessionCommand | None:
+        try:
+            return await self.store.next_command(self.worker_id, COMMAND_BLOCK_S)
+        except REDIS_DOWN as exc:
+            log.warning("session host lost Redis (%s)", exc)
+            await asyncio.sleep(RETRY_DELAY_S)
+            return None
+
+    async def _handle(self, command: SessionCommand) -> None:
+        if command.action == SessionAction.open:
+            result = await self._open(command)
+        elif command.action == SessionAction.execute:
+            result = await self._execute(command)
+        else:
+            result = await self._close(command)
+        result.worker = self.worker_id
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.queue.publish_final(result, command.reply_to, None, self.settings.result_ttl_s)
+
+    async def _open(self, command: SessionCommand) -> ExecutionResult:
+        if not self.free_indexes:
+            reason = f"this worker already holds {self.settings.max_sessions_per_worker} sessions"
+            return ExecutionResult(id=command.id, status=Status.sandbox_error, reason=reason)
+        index = self.free_indexes.pop()
+        uid = self.sandbox.slot_uid(self.settings.session_uid_offset + index)
+        process = SessionProcess(self.sandbox, command.session_id, uid, command.memory_mb)
+        if not await process.start():
+            self.free_indexes.append(index)
+            return ExecutionResult(id=command.id, status=Status.sandbox_error, reason="the interpreter did not start")
+        self.sessions[command.session_id] = HostedSession(process, index)
+        record = SessionRecord(worker=self.worker_id, memory_mb=command.memory_mb)
+        await self.store.save(command.session_id, record, self.settings.session_idle_s)
+        return ExecutionResult(id=command.id, status=Status.ok)
+
+    async def _execute(self, command: SessionCommand) -> ExecutionResult:
+        hosted = self.sessions.get(command.session_id)
+        if hosted is None:
+            return lost(command, "this worker does not hold the session (ended, expired, or the worker restarted)")
+        async with hosted.lock:
+            stage = await hosted.process.run(command.code, command.timeout_s, command.output_bytes)
+            hosted.last_used = time.monotonic()
+        if stage is None:
+            await self._end(command.session_id)
+            return lost(command, "the interpreter exited or stopped answering; its variables are gone")
+        return ExecutionResult.from_stage(command.id, stage)
+
+    async def _close(self, command: SessionCommand) -> ExecutionResult:
+        await self._end(command.session_id)
+        return ExecutionResult(id=command.id, status=Status.ok)
+
+    async def _end(self, session_id: str) -> None:
+        hosted = self.sessions.pop(session_id, None)
+        if hosted is None:
+            return
+        await hosted.process.stop()
+        self.free_indexes.append(hosted.index)
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.store.forget(session_id)
+
+    async def _reap_idle_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY_S)
+            idle_since = time.monotonic() - self.settings.session_idle_s
+            for session_id, hosted in list(self.sessions.items()):
+                if hosted.last_used < idle_since and not hosted.lock.locked():
+                    log.info("ending idle session %s", session_id)
+                    await self._end(session_id)
+
+
+def lost(command: SessionCommand, reason: str) -> ExecutionResult:
+    return ExecutionResult(id=command.id, status=Status.session_lost, reason=reason)
