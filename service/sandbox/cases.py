@@ -1,8 +1,9 @@
 """One program, many inputs: build it once, then give every run an identical fresh workspace.
 
 `BuiltProgram.build` writes and compiles the program in the slot's workspace and saves that
-workspace aside; `run` wipes the slot's workspace, restores the saved copy (owned by the slot's uid)
-and runs the program on one input. A test case therefore never sees what an earlier one wrote.
+workspace aside; `run` wipes a slot's workspace (the build's own or a borrowed one), restores the
+saved copy (owned by that slot's uid) and runs the program on one input. A test case therefore never
+sees what another one wrote.
 """
 
 from __future__ import annotations
@@ -30,18 +31,23 @@ class BuiltProgram:
         self.saved.chmod(0o700)
         return compiled
 
-    async def run(self, stdin: bytes) -> StageResult:
-        self.sandbox.workspaces.wipe(self.slot)
-        shutil.copytree(self.saved, self.workspace, symlinks=True, dirs_exist_ok=True)
-        self._give_to_slot(self.workspace)
-        return await self.sandbox.run(self.workspace, self.job, self.slot, stdin, strict_output=False)
+    async def run(self, stdin: bytes, slot: int) -> StageResult:
+        """Run once on `stdin` in `slot` (the build's own or another idle one), from a fresh copy."""
+        workspace = self.sandbox.workspaces.path(slot)
+        self.sandbox.workspaces.wipe(slot)
+        shutil.copytree(self.saved, workspace, symlinks=True, dirs_exist_ok=True)
+        self._give_to_slot(workspace, slot)
+        try:
+            return await self.sandbox.run(workspace, self.job, slot, stdin, strict_output=False)
+        finally:
+            self.sandbox.workspaces.wipe(slot)
 
     def close(self) -> None:
         shutil.rmtree(self.saved, ignore_errors=True)
         self.sandbox.workspaces.wipe(self.slot)
 
-    def _give_to_slot(self, root: Path) -> None:
-        uid = self.sandbox.slot_uid(self.slot)
+    def _give_to_slot(self, root: Path, slot: int) -> None:
+        uid = self.sandbox.slot_uid(slot)
         if uid is None:
             return
         for directory, subdirectories, files in os.walk(root):

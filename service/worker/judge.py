@@ -1,12 +1,14 @@
 """Judging: build a program once, run it on every test case, and compare outputs here, in the worker.
 
 The sandboxed program only ever sees a case's stdin; the expected output stays in this process and the
-comparison runs outside the sandbox, so nothing the program does can forge a verdict. Cases run one
-after another in the job's slot, each in a fresh copy of the built workspace.
+comparison runs outside the sandbox, so nothing the program does can forge a verdict. Each case runs
+in a fresh copy of the built workspace: in the job's own slot and, in parallel, in idle slots the
+worker lends while cases remain.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 
@@ -24,6 +26,7 @@ from service.models import (
 )
 from service.sandbox.cases import BuiltProgram
 from service.sandbox.executor import Sandbox
+from service.worker.slots import Loan, SlotLender
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +88,14 @@ def report(cases: list[CaseResult]) -> JudgeReport:
     )
 
 
-async def judge(sandbox: Sandbox, job: Job, spec: JudgeSpec, slot: int) -> ExecutionResult:
+async def judge(sandbox: Sandbox, job: Job, spec: JudgeSpec, slot: int, lender: SlotLender) -> ExecutionResult:
     program = BuiltProgram(sandbox, job, slot)
+    loan = lender.borrow(len(spec.cases) - 1)
     try:
         compiled = await program.build()
         if compiled is not None and compiled.status != Status.ok:
             return compile_failure(job, spec, compiled)
-        cases = await run_cases(program, spec)
+        cases = await CaseRun(program, spec).run(slot, loan)
         return ExecutionResult(
             id=job.id,
             status=Status.ok,
@@ -103,20 +107,59 @@ async def judge(sandbox: Sandbox, job: Job, spec: JudgeSpec, slot: int) -> Execu
         log.exception("judge failure", extra={"job_id": job.id})
         return ExecutionResult(id=job.id, status=Status.sandbox_error, reason=f"{type(exc).__name__}: {exc}")
     finally:
+        lender.give_back(loan)
         program.close()
 
 
-async def run_cases(program: BuiltProgram, spec: JudgeSpec) -> list[CaseResult]:
-    results: list[CaseResult] = []
-    stopped = False
-    for index, case in enumerate(spec.cases):
-        if stopped:
-            results.append(CaseResult(index=index, verdict=Verdict.skipped))
-            continue
-        stage = await program.run(case.stdin.encode())
-        results.append(case_result(index, stage, verdict_of(stage, case, spec)))
-        stopped = spec.stop_on_first_failure and results[-1].verdict != Verdict.accepted
-    return results
+class CaseRun:
+    """The cases of one judge job, taken in order by one runner per slot: the job's own from the
+    start, and one more for each idle slot the worker lends while cases remain."""
+
+    def __init__(self, program: BuiltProgram, spec: JudgeSpec) -> None:
+        self.program = program
+        self.spec = spec
+        self.results: list[CaseResult] = [CaseResult(index=i, verdict=Verdict.skipped) for i in range(len(spec.cases))]
+        self.next_index = 0
+        self.first_failure = len(spec.cases)
+
+    async def run(self, own_slot: int, loan: Loan) -> list[CaseResult]:
+        runners = {asyncio.create_task(self._drain(own_slot))}
+        lent = asyncio.create_task(loan.slots.get())
+        try:
+            while runners:
+                done, _ = await asyncio.wait({*runners, lent}, return_when=asyncio.FIRST_COMPLETED)
+                for runner in done & runners:
+                    runner.result()  # a runner's failure is the judge's sandbox_error
+                runners -= done
+                if lent in done:
+                    runners.add(asyncio.create_task(self._drain(lent.result())))
+                    lent = asyncio.create_task(loan.slots.get())
+        finally:
+            lent.cancel()
+            for runner in runners:
+                runner.cancel()
+        # Cases after the first failure are skipped even if a parallel runner already ran them.
+        if self.spec.stop_on_first_failure:
+            for index in range(self.first_failure + 1, len(self.results)):
+                self.results[index] = CaseResult(index=index, verdict=Verdict.skipped)
+        return self.results
+
+    def _take(self) -> int | None:
+        if self.next_index >= len(self.spec.cases):
+            return None
+        if self.spec.stop_on_first_failure and self.next_index > self.first_failure:
+            return None
+        self.next_index += 1
+        return self.next_index - 1
+
+    async def _drain(self, slot: int) -> None:
+        while (index := self._take()) is not None:
+            case = self.spec.cases[index]
+            stage = await self.program.run(case.stdin.encode(), slot)
+            verdict = verdict_of(stage, case, self.spec)
+            self.results[index] = case_result(index, stage, verdict)
+            if verdict != Verdict.accepted:
+                self.first_failure = min(self.first_failure, index)
 
 
 def compile_failure(job: Job, spec: JudgeSpec, compiled: StageResult) -> ExecutionResult:

@@ -49,7 +49,7 @@ class Worker:
         self.free_slots = list(range(settings.worker_concurrency))
         self.running: dict[bytes, asyncio.Task[None]] = {}
         self.stopping = asyncio.Event()
-        self.runner = JobRunner(settings, queue, sandbox, self.id)
+        self.runner = JobRunner(settings, queue, sandbox, self.id, self.free_slots)
         self.sessions = SessionHost(settings, queue, sandbox, self.id)
         self._last_reclaim = 0.0
 
@@ -85,6 +85,7 @@ class Worker:
         try:
             for claimed in await self._claim(min(len(self.free_slots), self.settings.worker_batch)):
                 self._start(claimed)
+            self.runner.lender.lend_idle()
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise

@@ -21,6 +21,7 @@ from service.queue.jobs import JobStore
 from service.queue.redis_queue import RedisQueue
 from service.sandbox.executor import Sandbox
 from service.worker.judge import judge
+from service.worker.slots import SlotLender
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,16 @@ def cancelled(job: Job) -> ExecutionResult:
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, queue: RedisQueue, sandbox: Sandbox, worker_id: str) -> None:
+    def __init__(
+        self, settings: Settings, queue: RedisQueue, sandbox: Sandbox, worker_id: str, free_slots: list[int]
+    ) -> None:
         self.settings = settings
         self.queue = queue
         self.store = JobStore(queue)
         self.sandbox = sandbox
         self.worker_id = worker_id
         self.running: dict[str, asyncio.Task[ExecutionResult]] = {}
+        self.lender = SlotLender(free_slots)
 
     async def run(self, job: Job, slot: int) -> ExecutionResult:
         if not await self._begin(job):
@@ -63,7 +67,7 @@ class JobRunner:
 
     async def _execute(self, job: Job, slot: int) -> ExecutionResult:
         if job.judge is not None:
-            return await judge(self.sandbox, job, job.judge, slot)
+            return await judge(self.sandbox, job, job.judge, slot, self.lender)
         return await self.sandbox.execute(job, slot)
 
     def cancel(self, job_id: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -109,3 +111,21 @@ def test_too_many_case_seconds_is_422(api: httpx.Client) -> None:
     response = api.post("/v1/judge", json={"language": "python", "code": "pass", "cases": cases, "timeout_s": 60})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "cases"]
+
+
+def test_slow_cases_run_in_parallel_on_idle_slots(api: httpx.Client) -> None:
+    code = "import time\nn = int(input())\ntime.sleep(1)\nprint(n)"
+    cases = [{"stdin": f"{n}\n", "expected_stdout": f"{n}\n"} for n in range(8)]
+    started = time.monotonic()
+    answer = judge(api, language="python", code=code, cases=cases, timeout_s=5)
+    elapsed = time.monotonic() - started
+    assert verdicts(answer) == ["accepted"] * 8
+    # One slot would take 8 s; the worker lends its idle slots (4 per worker in the test stack).
+    assert elapsed < 5.5, elapsed
+
+
+def test_stop_on_first_failure_is_deterministic_with_parallel_cases(api: httpx.Client) -> None:
+    code = "import time\nn = int(input())\ntime.sleep(0.3)\nprint(n if n != 2 else -1)"
+    cases = [{"stdin": f"{n}\n", "expected_stdout": f"{n}\n"} for n in range(10)]
+    answer = judge(api, language="python", code=code, cases=cases, stop_on_first_failure=True)
+    assert verdicts(answer) == ["accepted", "accepted", "wrong_answer"] + ["skipped"] * 7
