@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     max_attempts: int = 3
 
     bwrap_path: str = "bwrap"
+    # Run calls from pre-started zygotes (warm interpreters) instead of a fresh bubblewrap each time.
+    warm_interpreters: bool = True
     python_path: str = "/usr/bin/python3"
     cxx_path: str = "/usr/bin/g++"
     bash_path: str = "/bin/bash"

@@ -78,7 +78,7 @@ class LocalStack:
         self.settings = settings
         self.workers = workers
         self.redis_url_given = redis_url_given
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.children: list[tuple[str, subprocess.Popen[bytes], dict[str, str]]] = []
         self.redis_dir: Path | None = None
 
     @property
@@ -124,18 +124,34 @@ class LocalStack:
         self.settings.redis_url = f"redis://127.0.0.1:{port}/0"
 
     def _spawn(self, role: str, argv: list[str], env: dict[str, str]) -> None:
-        self.children.append((role, subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)))
+        self.children.append((role, subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent), env))
 
     def processes(self, role: str) -> list[subprocess.Popen[bytes]]:
-        return [child for child_role, child in self.children if child_role == role]
+        return [child for child_role, child, _ in self.children if child_role == role]
+
+    def restart(
+        self, process: subprocess.Popen[bytes], signum: int = signal.SIGTERM, pause_s: float = 0.0
+    ) -> subprocess.Popen[bytes]:
+        """Stop one child with `signum` (SIGKILL to simulate a crash), wait `pause_s`, start it again."""
+        index = next(i for i, (_, child, _) in enumerate(self.children) if child is process)
+        role, _, env = self.children[index]
+        process.send_signal(signum)
+        process.wait(STOP_GRACE_S)
+        time.sleep(pause_s)
+        replacement = subprocess.Popen(process.args, env=env, preexec_fn=_die_with_parent)
+        self.children[index] = (role, replacement, env)
+        if role == "redis":
+            port = int(self.settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+            _wait_until(lambda: _port_open(port), 10, "redis-server")
+        return replacement
 
     def _child_died(self) -> bool:
-        return any(child.poll() is not None for _, child in self.children)
+        return any(child.poll() is not None for _, child, _ in self.children)
 
     def wait(self) -> int:
         """Block until a child exits on its own; return its exit code."""
         while True:
-            for role, child in self.children:
+            for role, child, _ in self.children:
                 code = child.poll()
                 if code is not None:
                     log.error("%s (pid %d) exited with %s", role, child.pid, code)
@@ -144,7 +160,7 @@ class LocalStack:
 
     def stop(self) -> None:
         # Gateway and workers first (newest first) so they finish their calls while Redis still runs.
-        for _, child in reversed(self.children):
+        for _, child, _ in reversed(self.children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
             try:

@@ -112,9 +112,19 @@ class BwrapProfile:
 
     def command(self, workspace: Path, program: list[str], seccomp_fd: int | None = None) -> list[str]:
         seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+        return self._finish([*self.base_argv, *seccomp], workspace, program)
+
+    def zygote_command(self, workspace: Path, server_source: Path, server_dir: str, program: list[str]) -> list[str]:
+        """A long-lived sandbox for a warm zygote. It keeps CAP_SYS_ADMIN *inside its own user
+        namespace* to give each call new pid/mount/ipc namespaces, and loads the seccomp filter into
+        each call itself, so bubblewrap gets no --seccomp here."""
+        setup = [*self.base_argv, "--cap-add", "CAP_SYS_ADMIN", "--ro-bind", str(server_source), server_dir]
+        return self._finish(setup, workspace, program)
+
+    @staticmethod
+    def _finish(setup: list[str], workspace: Path, program: list[str]) -> list[str]:
         return [
-            *self.base_argv,
-            *seccomp,
+            *setup,
             "--bind",
             str(workspace),
             WORKSPACE,

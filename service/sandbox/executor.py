@@ -23,6 +23,7 @@ from service.sandbox.bwrap import BwrapProfile, write_etc
 from service.sandbox.files import fetch_files, write_files
 from service.sandbox.process import ProcessOutcome, ResourceLimits, run_process
 from service.sandbox.workspaces import Workspaces, remove_stale
+from service.sandbox.zygote import ZygoteFailed, ZygotePool
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Sandbox:
             settings.workspace_max_files,
             self.slot_uid,
         )
+        self.zygotes: ZygotePool | None = None
 
     def check(self) -> None:
         """Fail at start-up, not on the first call, when the sandbox cannot be built here."""
@@ -116,6 +118,31 @@ class Sandbox:
         if done.returncode != 0:
             detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
             raise SandboxUnavailable(f"cannot compile the seccomp policy (is python3-seccomp installed?): {detail}")
+
+    async def start(self) -> None:
+        """Start the warm zygotes; without them every call starts a fresh bubblewrap."""
+        if not self.settings.warm_interpreters:
+            return
+        zygotes = ZygotePool(
+            self.profile,
+            self.workspaces.path,
+            self.slot_uid,
+            self.settings.worker_concurrency,
+            self.settings.python_path,
+            self.settings.workspace_max_bytes,
+        )
+        try:
+            await zygotes.start()
+        except ZygoteFailed as exc:
+            log.warning("warm zygotes unavailable (%s); every call starts a fresh sandbox", exc)
+            await zygotes.stop()
+            return
+        self.zygotes = zygotes
+
+    async def aclose(self) -> None:
+        if self.zygotes is not None:
+            await self.zygotes.stop()
+        self.close()
 
     def close(self) -> None:
         self.workspaces.close()
@@ -204,8 +231,27 @@ class Sandbox:
             max_open_files=self.settings.max_open_files,
             max_file_bytes=self.settings.workspace_max_bytes,
         )
+        outcome = await self._launch(workspace, slot, program, stdin, timeout_s, output_cap, rlimits)
+        return to_stage(outcome, classify(outcome, strict_output))
+
+    async def _launch(
+        self,
+        workspace: Path,
+        slot: int,
+        program: list[str],
+        stdin: bytes,
+        timeout_s: float,
+        output_cap: int,
+        rlimits: ResourceLimits,
+    ) -> ProcessOutcome:
+        if self.zygotes is not None:
+            zygote = self.zygotes.pick(slot, program, workspace)
+            try:
+                return await zygote.run(program, stdin, timeout_s, output_cap, rlimits)
+            except ZygoteFailed as exc:
+                log.warning("%s zygote of slot %d failed (%s); running the call cold", zygote.spec.name, slot, exc)
         with SeccompFd(self.seccomp_bpf) as fd:
-            outcome = await run_process(
+            return await run_process(
                 self.profile.command(workspace, program, fd),
                 stdin,
                 timeout_s,
@@ -214,4 +260,3 @@ class Sandbox:
                 user=self.slot_uid(slot),
                 pass_fds=(fd,),
             )
-        return to_stage(outcome, classify(outcome, strict_output))

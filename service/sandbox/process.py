@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 READ_CHUNK = 256 * 1024
+CALL_NICENESS = 10
 
 
 @dataclass
@@ -55,9 +56,11 @@ class ResourceLimits:
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
         resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_bytes, self.max_file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # User code yields the CPU to the worker and gateway, so a busy call cannot delay its own kill.
+        os.nice(CALL_NICENESS)
 
 
-async def _drain(stream: asyncio.StreamReader | None, captured: CapturedStream) -> None:
+async def drain(stream: asyncio.StreamReader | None, captured: CapturedStream) -> None:
     if stream is None:
         return
     while chunk := await stream.read(READ_CHUNK):
@@ -67,7 +70,7 @@ async def _drain(stream: asyncio.StreamReader | None, captured: CapturedStream) 
         captured.total += len(chunk)
 
 
-async def _feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:
+async def feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:
     if stdin is None:
         return
     # The program may exit without reading its input; that is its business, not an error.
@@ -114,7 +117,7 @@ async def run_process(
         close_fds=True,
         start_new_session=True,
     )
-    io = asyncio.gather(_feed(proc.stdin, stdin), _drain(proc.stdout, stdout), _drain(proc.stderr, stderr))
+    io = asyncio.gather(feed(proc.stdin, stdin), drain(proc.stdout, stdout), drain(proc.stderr, stderr))
     timed_out = False
     try:
         await asyncio.wait_for(asyncio.shield(io), timeout_s)

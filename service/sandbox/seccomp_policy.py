@@ -1,8 +1,9 @@
 """The seccomp filter every sandboxed program runs under, compiled to BPF for bubblewrap.
 
-This file is executed by the *sandbox's* interpreter (Debian's python3 with `python3-seccomp`), not
-imported by the service: `python3 seccomp_policy.py OUT.bpf` writes the filter, which the worker
-hands to `bwrap --seccomp FD` for every call. Default: allow. Refused with EPERM: the syscalls a
+This file runs in the *sandbox's* interpreter (Debian's python3 with `python3-seccomp`), never in
+the service's: `python3 seccomp_policy.py OUT.bpf` writes the filter the worker hands to
+`bwrap --seccomp FD` for cold calls, and the warm zygote (`zygote_server.py`) imports it to load the
+same filter into each call's process. Default: allow. Refused with EPERM: the syscalls a
 tool call never needs and that widen the kernel surface an escape would use. `clone3` gets ENOSYS,
 because its flags live in memory seccomp cannot read; libc then falls back to `clone`, whose
 namespace flags are checked. Standard library and `seccomp` only, by design.
@@ -86,7 +87,8 @@ CLONE_NAMESPACE_FLAGS = {
 OPTIONAL = {"fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr"}
 
 
-def build(out_path: str) -> None:
+def make_filter() -> object:
+    """The policy as a libseccomp filter: `.load()` applies it, `.export_bpf(file)` compiles it."""
     import seccomp  # type: ignore[import-not-found]
 
     policy = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
@@ -103,8 +105,12 @@ def build(out_path: str) -> None:
         policy.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     # TIOCSTI pushes bytes into a terminal's input; --new-session already detaches, this is belt and braces.
     policy.add_rule(refuse, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, 0x5412))
+    return policy
+
+
+def build(out_path: str) -> None:
     with open(out_path, "wb") as out:
-        policy.export_bpf(out)
+        make_filter().export_bpf(out)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

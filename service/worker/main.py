@@ -20,6 +20,7 @@ async def serve_worker(settings: Settings) -> None:
         asyncio.set_child_watcher(watcher)
     sandbox = Sandbox(settings)
     sandbox.check()
+    await sandbox.start()
     redis = connect(settings.redis_url)
     worker = Worker(settings, RedisQueue(redis, settings.key_prefix), sandbox)
     loop = asyncio.get_running_loop()
@@ -29,7 +30,7 @@ async def serve_worker(settings: Settings) -> None:
         await worker.run()
     finally:
         await redis.aclose()
-        sandbox.close()
+        await sandbox.aclose()
 
 
 def run_worker(settings: Settings) -> None:
