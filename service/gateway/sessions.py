@@ -59,15 +59,21 @@ async def open_session(request: SessionRequest, state: State) -> SessionInfo:
     if not 16 <= memory_mb <= state.settings.max_memory_mb:
         raise LimitError("memory_mb", f"memory_mb must be between 16 and {state.settings.max_memory_mb}")
     store = SessionStore(state.queue)
-    worker = await call_redis(store.pick_worker(state.settings.heartbeat_ttl_s))
-    if worker is None:
+    workers = await call_redis(store.live_workers(state.settings.heartbeat_ttl_s))
+    if not workers:
         raise QueueUnavailable("no live worker")
     session_id = uuid.uuid4().hex
-    command = new_command(state, session_id, SessionAction.open, memory_mb=memory_mb)
-    result = await send_and_wait(state, store, worker, command, OPEN_BUDGET_S)
-    if result.status != Status.ok:
-        raise HTTPException(503, detail=result.reason, headers={"Retry-After": "1"})
-    return SessionInfo(id=session_id, worker=worker, idle_timeout_s=state.settings.session_idle_s)
+    reasons: list[str] = []
+    # Workers in random order: the first with room for another interpreter gets the session.
+    for worker in workers:
+        command = new_command(state, session_id, SessionAction.open, memory_mb=memory_mb)
+        result = await send_and_wait(state, store, worker, command, OPEN_BUDGET_S)
+        if result.status == Status.ok:
+            return SessionInfo(id=session_id, worker=worker, idle_timeout_s=state.settings.session_idle_s)
+        reasons.append(result.reason or result.status.value)
+    raise HTTPException(
+        503, detail=f"no worker could open a session: {'; '.join(reasons)}", headers={"Retry-After": "1"}
+    )
 
 
 @router.post(
@@ -86,7 +92,10 @@ async def execute_in_session(session_id: SessionId, request: SessionExecuteReque
     if record is None:
         raise HTTPException(404, detail=f"no session {session_id} (ended, or expired after being idle)")
     command = new_command(state, session_id, SessionAction.execute, code=request.code, timeout_s=timeout_s)
-    result = await send_and_wait(state, store, record.worker, command, timeout_s + ANSWER_GRACE_S)
+    if await call_redis(store.worker_alive(record.worker, settings.heartbeat_ttl_s)):
+        result = await send_and_wait(state, store, record.worker, command, timeout_s + ANSWER_GRACE_S)
+    else:
+        result = await declare_lost(state, command)
     if result.status == Status.session_lost:
         await call_redis(store.forget(session_id))
     return Response(result.model_dump_json(), media_type="application/json")

@@ -21,12 +21,12 @@ class SessionStore:
         self.redis = queue.redis
         self.keys = queue.keys
 
-    async def pick_worker(self, heartbeat_ttl_s: float) -> str | None:
-        """A live worker, at random: sessions spread over workers as calls do."""
+    async def live_workers(self, heartbeat_ttl_s: float) -> list[str]:
+        """The live workers in random order: sessions spread over workers as calls do."""
         live = cast(
             list[bytes], await self.redis.zrangebyscore(self.keys.workers, time.time() - heartbeat_ttl_s, "+inf")
         )
-        return random.choice(live).decode() if live else None
+        return random.sample([worker.decode() for worker in live], len(live))
 
     async def worker_alive(self, worker_id: str, heartbeat_ttl_s: float) -> bool:
         last = await self.redis.zscore(self.keys.workers, worker_id)

@@ -63,8 +63,9 @@ class SessionHost:
                     task.add_done_callback(self.handling.discard)
         finally:
             reaper.cancel()
+            # Records stay: once this worker's heartbeat is gone, gateways answer `session_lost`.
             for session_id in list(self.sessions):
-                await self._end(session_id)
+                await self._stop(session_id)
 
     async def _next_command(self) -> SessionCommand | None:
         try:
@@ -117,13 +118,17 @@ class SessionHost:
         return ExecutionResult(id=command.id, status=Status.ok)
 
     async def _end(self, session_id: str) -> None:
+        """Stop the session and forget where it lived: its next call is a 404."""
+        await self._stop(session_id)
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.store.forget(session_id)
+
+    async def _stop(self, session_id: str) -> None:
         hosted = self.sessions.pop(session_id, None)
         if hosted is None:
             return
         await hosted.process.stop()
         self.free_indexes.append(hosted.index)
-        with contextlib.suppress(*REDIS_DOWN):
-            await self.store.forget(session_id)
 
     async def _reap_idle_forever(self) -> None:
         while True:

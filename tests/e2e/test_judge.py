@@ -129,3 +129,24 @@ def test_stop_on_first_failure_is_deterministic_with_parallel_cases(api: httpx.C
     cases = [{"stdin": f"{n}\n", "expected_stdout": f"{n}\n"} for n in range(10)]
     answer = judge(api, language="python", code=code, cases=cases, stop_on_first_failure=True)
     assert verdicts(answer) == ["accepted", "accepted", "wrong_answer"] + ["skipped"] * 7
+
+
+def test_the_judged_program_cannot_find_the_expected_output(api: httpx.Client) -> None:
+    marker = "expected-7f3a9c"
+    # The program builds the marker at run time, so its own source does not contain it.
+    code = (
+        "import os\n"
+        "marker = 'expected-' + '7f3a9c'\n"
+        "found = False\n"
+        "for root in ('/workspace', '/tmp', '/proc/self', '/proc/1'):\n"
+        "    for directory, _, files in os.walk(root):\n"
+        "        for name in files:\n"
+        "            try:\n"
+        "                found = found or marker.encode() in open(os.path.join(directory, name), 'rb').read(1 << 20)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "print(marker if found else 'nothing')\n"
+    )
+    answer = judge(api, language="python", code=code, cases=[{"stdin": "", "expected_stdout": f"{marker}\n"}])
+    assert verdicts(answer) == ["wrong_answer"]
+    assert answer["cases"][0]["stdout"] == "nothing\n"  # type: ignore[index]

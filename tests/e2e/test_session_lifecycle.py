@@ -17,8 +17,10 @@ from service.stack import LocalStack, free_port
 
 @pytest.fixture(scope="module")
 def small_stack() -> Iterator[LocalStack]:
-    settings = Settings(port=free_port(), worker_concurrency=2, session_idle_s=2, heartbeat_ttl_s=3)
-    local = LocalStack(settings, workers=2, redis_url_given=False)
+    settings = Settings(
+        port=free_port(), worker_concurrency=2, session_idle_s=2, heartbeat_ttl_s=3, max_sessions_per_worker=1
+    )
+    local = LocalStack(settings, workers=3, redis_url_given=False)
     local.start()
     yield local
     local.stop()
@@ -44,19 +46,48 @@ def test_an_idle_session_expires_and_its_interpreter_is_stopped(client: httpx.Cl
     assert not interpreter_running(session_id)
 
 
+def test_sessions_go_to_workers_with_room_until_none_has_any(client: httpx.Client) -> None:
+    opened = [client.post("/v1/sessions", json={}) for _ in range(3)]
+    assert [response.status_code for response in opened] == [201] * 3
+    assert len({response.json()["worker"] for response in opened}) == 3
+    full = client.post("/v1/sessions", json={})
+    assert full.status_code == 503
+    assert "already holds 1 sessions" in full.json()["detail"]
+    for response in opened:
+        assert client.delete(f"/v1/sessions/{response.json()['id']}").status_code == 204
+    again = client.post("/v1/sessions", json={})
+    assert again.status_code == 201
+    client.delete(f"/v1/sessions/{again.json()['id']}")
+
+
+def worker_process(stack: LocalStack, worker_id: str) -> subprocess.Popen[bytes]:
+    pid = int(worker_id.split("-")[-2])
+    return next(process for process in stack.processes("worker") if process.pid == pid)
+
+
+def test_a_session_on_a_stopped_worker_answers_session_lost(client: httpx.Client, small_stack: LocalStack) -> None:
+    opened = client.post("/v1/sessions", json={}).json()
+    process = worker_process(small_stack, opened["worker"])
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    answer = client.post(f"/v1/sessions/{opened['id']}/execute", json={"code": "1"}).json()
+    assert answer["status"] == "session_lost"
+    assert client.post(f"/v1/sessions/{opened['id']}/execute", json={"code": "1"}).status_code == 404
+
+
 def test_a_session_whose_worker_died_answers_session_lost(client: httpx.Client, small_stack: LocalStack) -> None:
     opened = client.post("/v1/sessions", json={}).json()
-    session_id, pid = opened["id"], int(opened["worker"].split("-")[-2])
+    session_id = opened["id"]
     assert client.post(f"/v1/sessions/{session_id}/execute", json={"code": "x = 1"}).json()["status"] == "ok"
     body = {"code": "import time\ntime.sleep(50)", "timeout_s": 55}
     with ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(client.post, f"/v1/sessions/{session_id}/execute", json=body)
         time.sleep(1)
         killed_at = time.monotonic()
-        next(p for p in small_stack.processes("worker") if p.pid == pid).send_signal(signal.SIGKILL)
+        worker_process(small_stack, opened["worker"]).send_signal(signal.SIGKILL)
         answer = in_flight.result(timeout=30).json()
     assert answer["status"] == "session_lost"
     assert time.monotonic() - killed_at < 15
     assert client.post(f"/v1/sessions/{session_id}/execute", json={"code": "x"}).status_code == 404
-    # The other worker still opens sessions.
+    # The worker left still opens sessions.
     assert client.post("/v1/sessions", json={}).status_code == 201
