@@ -153,7 +153,8 @@ class JudgeRollout(RolloutUser):
 
         def check(answer: Any) -> str | None:
             if answer.get("verdict") != expected:
-                return f"verdict {answer.get('verdict')} (wanted {expected}), status {answer.get('status')}"
+                why = first_failure(answer)
+                return f"verdict {answer.get('verdict')} (wanted {expected}), status {answer.get('status')}: {why}"
             if not wrong and answer.get("passed") != len(cases):
                 return f"passed {answer.get('passed')} of {len(cases)}"
             return None
@@ -171,6 +172,17 @@ class JudgeRollout(RolloutUser):
 
 
 JUDGE_PATH = "/v1/judge"
+
+
+def first_failure(answer: Any) -> str:
+    """What went wrong in a judged run: the compiler's or the first failing case's stderr."""
+    compiled = answer.get("compile") or {}
+    if compiled.get("status") not in (None, "ok"):
+        return str(compiled.get("stderr", ""))[-160:]
+    failing = [case for case in answer.get("cases", []) if case.get("verdict") not in ("accepted", "skipped")]
+    return str(failing[0].get("stderr", ""))[-160:] if failing else ""
+
+
 # A tool as RL agents call it: JSON arguments in on stdin, JSON result out.
 CALCULATOR_TOOL = (
     "import json, sys, math\n"

@@ -78,6 +78,7 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
         "correct": len(outcome.latencies_ms) + len(batch_outcome.latencies_ms) * BATCH_SIZE,
         "errors": errors,
         "error_kinds": {**outcome.errors, **{f"batch {kind}": n for kind, n in batch_outcome.errors.items()}},
+        "error_examples": {**outcome.examples, **{f"batch {kind}": e for kind, e in batch_outcome.examples.items()}},
         "unfinished": unfinished,
         "latency_ms": latency_summary(outcome.latencies_ms),
         "batch_latency_ms": latency_summary(batch_outcome.latencies_ms),
