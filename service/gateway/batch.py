@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from service.gateway.calls import enqueue, give_up, new_job, wait_budget_s
 from service.gateway.limits import LimitError
@@ -27,6 +27,19 @@ State = Annotated[GatewayState, Depends(gateway_state)]
 
 
 class BatchResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {"id": "5f0c6b1e8f6a4c39b1b9f3f1a2d4e6c8", "status": "ok", "stdout": "1\n"},
+                        {"id": "0b6f0b1c1e6d4f0e9f2f7f3f0a1b2c3d", "status": "ok", "stdout": "2\n"},
+                    ]
+                }
+            ]
+        }
+    )
+
     results: list[ExecutionResult]
 
 

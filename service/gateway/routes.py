@@ -40,12 +40,23 @@ async def execute(request: ExecuteRequest, state: State, idempotency_key: Idempo
     return Response(await run_and_wait(state, job, idempotency_key), media_type="application/json")
 
 
-@router.get("/healthz", summary="The gateway process is alive")
+@router.get(
+    "/healthz",
+    summary="The gateway process is alive",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Redis answers and at least one worker has sent a heartbeat")
+@router.get(
+    "/readyz",
+    summary="Redis answers and at least one worker has sent a heartbeat",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "ready", "redis": True, "workers": 2}}}},
+        503: {"content": {"application/json": {"example": {"status": "not ready", "redis": True, "workers": 0}}}},
+    },
+)
 async def readyz(state: State) -> JSONResponse:
     try:
         workers = await state.queue.live_workers(state.settings.heartbeat_ttl_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 PATHS = {
@@ -24,10 +26,24 @@ def test_every_endpoint_is_documented_with_a_summary(api: httpx.Client) -> None:
             assert operation.get("summary"), (method, path)
 
 
-def test_request_bodies_carry_examples(api: httpx.Client) -> None:
-    schemas = api.get("/openapi.json").json()["components"]["schemas"]
-    for name in ("ExecuteRequest", "BatchRequest", "JudgeRequest", "RunCodeRequest", "JudgeResult", "JobInfo"):
-        assert schemas[name].get("examples"), name
+def has_example(content: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    schema = content.get("schema", {})
+    if "$ref" in schema:
+        schema = schemas[schema["$ref"].split("/")[-1]]
+    return any(key in holder for holder in (content, schema) for key in ("example", "examples"))
+
+
+def test_every_request_and_response_body_has_an_example(api: httpx.Client) -> None:
+    document = api.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                assert has_example(content, schemas), (method, path, "request")
+            for code, response in operation["responses"].items():
+                if code.startswith("2") and code != "204":
+                    contents = response.get("content", {}).values()
+                    assert any(has_example(content, schemas) for content in contents), (method, path, code)
 
 
 def test_docs_page_renders(api: httpx.Client) -> None:
