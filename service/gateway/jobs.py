@@ -17,6 +17,7 @@ from service.gateway.calls import REDIS_DOWN, QueueUnavailable, claim_idempotenc
 from service.gateway.routes import IdempotencyKey
 from service.gateway.state import GatewayState, gateway_state
 from service.models import ExecuteRequest, ExecutionResult, JobInfo, JobState, Status
+from service.queue.jobs import JobSnapshot
 
 router = APIRouter()
 State = Annotated[GatewayState, Depends(gateway_state)]
@@ -67,25 +68,31 @@ async def get_job(
     responses=NOT_FOUND,
 )
 async def cancel_job(job_id: JobId, state: State) -> JobInfo:
-    info = await job_info(state, job_id)
-    if info.state == JobState.done:
+    snapshot = await read_snapshot(state, job_id)
+    info = found(snapshot.info(job_id), job_id)
+    if info.state == JobState.done or snapshot.record is None:
         return info
-    snapshot = await state.jobs.snapshot(job_id)
-    reply_to = snapshot.record.reply_to if snapshot.record is not None else None
     cancelled = ExecutionResult(id=job_id, status=Status.cancelled, reason="cancelled by request", worker=info.worker)
     try:
         await state.jobs.request_cancel(job_id, state.settings.result_ttl_s)
-        await state.queue.publish_final(cancelled, reply_to, None, state.settings.result_ttl_s)
+        await state.queue.publish_final(cancelled, snapshot.record.reply_to, None, state.settings.result_ttl_s)
     except REDIS_DOWN as exc:
         raise QueueUnavailable from exc
     return await job_info(state, job_id)
 
 
 async def job_info(state: GatewayState, job_id: str) -> JobInfo:
+    return found((await read_snapshot(state, job_id)).info(job_id), job_id)
+
+
+async def read_snapshot(state: GatewayState, job_id: str) -> JobSnapshot:
     try:
-        info = (await state.jobs.snapshot(job_id)).info(job_id)
+        return await state.jobs.snapshot(job_id)
     except REDIS_DOWN as exc:
         raise QueueUnavailable from exc
+
+
+def found(info: JobInfo | None, job_id: str) -> JobInfo:
     if info is None:
         raise HTTPException(404, detail=f"no job {job_id}")
     return info
