@@ -7,17 +7,22 @@ accepted and never answered, or answered wrongly, is lost. Every test reports `l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from service.config import Settings
+from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
+from service.queue.redis_queue import RedisQueue
 from service.stack import LocalStack, free_port
 
 
@@ -150,3 +155,59 @@ def test_redis_restart_during_a_run_loses_nothing(fragile_stack: LocalStack) -> 
     assert tally.wrong == []
     assert tally.lost == 0
     assert httpx.get(f"{fragile_stack.url}/readyz").status_code == 200
+
+
+def wait_ready(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError("the stack did not become ready")
+
+
+def test_async_jobs_survive_their_gateway_being_killed(fragile_stack: LocalStack) -> None:
+    url = fragile_stack.url
+    wait_ready(url)
+    submitted = {}
+    for i in range(50):
+        code, expected = square(i)
+        response = httpx.post(f"{url}/v1/jobs", json={"language": "python", "code": code}, timeout=30)
+        assert response.status_code in (200, 202), response.text
+        submitted[response.json()["id"]] = expected
+    fragile_stack.restart(fragile_stack.processes("gateway")[0], signal.SIGKILL)
+    wait_ready(url)
+    lost = 0
+    for job_id, expected in submitted.items():
+        info = httpx.get(f"{url}/v1/jobs/{job_id}", params={"wait": 30}, timeout=60).json()
+        result = info.get("result") or {}
+        if (info.get("state"), result.get("status"), result.get("stdout")) != ("done", "ok", expected):
+            lost += 1
+    print(f"jobs={len(submitted)} lost={lost}")
+    assert lost == 0
+
+
+def test_job_whose_caller_gave_up_while_queued_is_expired_not_run(fragile_stack: LocalStack) -> None:
+    now = time.time()
+    request = ExecuteRequest(language="python", code="open('/workspace/ran', 'w')\nprint('ran')")
+    limits = Limits(timeout_s=5, memory_mb=256, output_bytes=1024, compile_timeout_s=5, compile_memory_mb=256)
+    job = Job(id=uuid.uuid4().hex, request=request, limits=limits, enqueued_at=now - 120, start_by=now - 60)
+
+    async def enqueue_and_wait() -> ExecutionResult:
+        client = aioredis.Redis.from_url(fragile_stack.settings.redis_url)
+        queue = RedisQueue(client, fragile_stack.settings.key_prefix)
+        try:
+            await queue.enqueue(job)
+            for _ in range(200):
+                raw = await queue.get_raw_results([job.id])
+                if raw:
+                    return ExecutionResult.model_validate_json(raw[0])
+                await asyncio.sleep(0.1)
+            raise AssertionError("no result")
+        finally:
+            await client.aclose()
+
+    result = asyncio.run(enqueue_and_wait())
+    assert result.status == Status.expired
+    assert result.stdout == ""
