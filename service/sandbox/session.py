@@ -1,7 +1,7 @@
 """One session's long-lived interpreter: a Python process in its own bubblewrap sandbox.
 
 The sandbox is built like every call's (`BwrapProfile.command`, the seccomp filter, rlimits, its own
-uid) around a workspace of its own that lives as long as the session. The interpreter runs
+uid) around a workspace that lives as long as the session (given by the caller, emptied by it). The interpreter runs
 `session_server.py` and answers one JSON line per call. If it does not answer within the call's
 timeout plus a grace period, or answers nonsense, or exits, the whole sandbox is killed and the
 session is lost: `run` returns None and the caller reports `session_lost`.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -32,17 +31,14 @@ SESSION_CPU_S = 3600
 
 
 class SessionProcess:
-    def __init__(self, sandbox: Sandbox, session_id: str, uid: int | None, memory_mb: int) -> None:
+    def __init__(self, sandbox: Sandbox, workspace: Path, uid: int | None, memory_mb: int) -> None:
         self.sandbox = sandbox
-        self.workspace = sandbox.root / f"session-{session_id}"
+        self.workspace = workspace
         self.uid = uid
         self.memory_mb = memory_mb
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> bool:
-        self.workspace.mkdir(mode=0o700)
-        if self.uid is not None:
-            shutil.chown(self.workspace, self.uid, self.uid)
         settings = self.sandbox.settings
         limits = ResourceLimits(
             memory_bytes=self.memory_mb * MB,
@@ -101,4 +97,3 @@ class SessionProcess:
             kill_tree(self.process.pid)
             with contextlib.suppress(ProcessLookupError):
                 await self.process.wait()
-        shutil.rmtree(self.workspace, ignore_errors=True)

@@ -23,6 +23,7 @@ from service.queue.redis_queue import RedisQueue
 from service.queue.sessions import SessionStore
 from service.sandbox.executor import Sandbox
 from service.sandbox.session import SessionProcess
+from service.sandbox.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,20 @@ class SessionHost:
         self.worker_id = worker_id
         self.sessions: dict[str, HostedSession] = {}
         self.free_indexes = list(range(settings.max_sessions_per_worker))
+        # Each session index has its own workspace, a size- and inode-capped tmpfs as call slots have.
+        self.workspaces = Workspaces(
+            sandbox.root / "sessions",
+            settings.max_sessions_per_worker,
+            settings.workspace_max_bytes,
+            settings.workspace_max_files,
+            self.uid_of,
+        )
         self.handling: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> None:
         """Answer this worker's session commands until cancelled; then end every session."""
+        self.workspaces.root.mkdir(mode=0o711, exist_ok=True)
+        self.workspaces.open()
         reaper = asyncio.create_task(self._reap_idle_forever(), name="session-reaper")
         try:
             while True:
@@ -66,6 +77,7 @@ class SessionHost:
             # Records stay: once this worker's heartbeat is gone, gateways answer `session_lost`.
             for session_id in list(self.sessions):
                 await self._stop(session_id)
+            self.workspaces.close()
 
     async def _next_command(self) -> SessionCommand | None:
         try:
@@ -91,9 +103,10 @@ class SessionHost:
             reason = f"this worker already holds {self.settings.max_sessions_per_worker} sessions"
             return ExecutionResult(id=command.id, status=Status.sandbox_error, reason=reason)
         index = self.free_indexes.pop()
-        uid = self.sandbox.slot_uid(self.settings.session_uid_offset + index)
-        process = SessionProcess(self.sandbox, command.session_id, uid, command.memory_mb)
+        process = SessionProcess(self.sandbox, self.workspaces.path(index), self.uid_of(index), command.memory_mb)
         if not await process.start():
+            await process.stop()
+            self.workspaces.wipe(index)
             self.free_indexes.append(index)
             return ExecutionResult(id=command.id, status=Status.sandbox_error, reason="the interpreter did not start")
         self.sessions[command.session_id] = HostedSession(process, index)
@@ -128,7 +141,11 @@ class SessionHost:
         if hosted is None:
             return
         await hosted.process.stop()
+        self.workspaces.wipe(hosted.index)
         self.free_indexes.append(hosted.index)
+
+    def uid_of(self, index: int) -> int | None:
+        return self.sandbox.slot_uid(self.settings.session_uid_offset + index)
 
     async def _reap_idle_forever(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -18,7 +19,12 @@ from service.stack import LocalStack, free_port
 @pytest.fixture(scope="module")
 def small_stack() -> Iterator[LocalStack]:
     settings = Settings(
-        port=free_port(), worker_concurrency=2, session_idle_s=2, heartbeat_ttl_s=3, max_sessions_per_worker=1
+        port=free_port(),
+        worker_concurrency=2,
+        session_idle_s=2,
+        heartbeat_ttl_s=3,
+        max_sessions_per_worker=1,
+        workspace_max_bytes=16 * 2**20,
     )
     local = LocalStack(settings, workers=3, redis_url_given=False)
     local.start()
@@ -32,18 +38,29 @@ def client(small_stack: LocalStack) -> Iterator[httpx.Client]:
         yield http
 
 
-def interpreter_running(session_id: str) -> bool:
+def session_interpreters(stack: LocalStack) -> int:
+    """Session sandboxes of this stack alive on the host (bubblewrap runs as two processes per sandbox)."""
     processes = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return f"session-{session_id}" in processes
+    pids = "|".join(str(worker.pid) for worker in stack.processes("worker"))
+    return len(set(re.findall(rf"worker-(?:{pids})/sessions/slot-\d+", processes)))
 
 
-def test_an_idle_session_expires_and_its_interpreter_is_stopped(client: httpx.Client) -> None:
+def test_an_idle_session_expires_and_its_interpreter_is_stopped(client: httpx.Client, small_stack: LocalStack) -> None:
     session_id = client.post("/v1/sessions", json={}).json()["id"]
     assert client.post(f"/v1/sessions/{session_id}/execute", json={"code": "1"}).json()["status"] == "ok"
-    assert interpreter_running(session_id)
+    assert session_interpreters(small_stack) == 1
     time.sleep(8)
     assert client.post(f"/v1/sessions/{session_id}/execute", json={"code": "1"}).status_code == 404
-    assert not interpreter_running(session_id)
+    assert session_interpreters(small_stack) == 0
+
+
+def test_a_session_workspace_is_capped(client: httpx.Client) -> None:
+    session_id = client.post("/v1/sessions", json={}).json()["id"]
+    code = "for i in range(40):\n    open(f'f{i}', 'wb').write(b'x' * 2**20)"
+    result = client.post(f"/v1/sessions/{session_id}/execute", json={"code": code}).json()
+    assert result["status"] == "error"
+    assert "No space left on device" in result["stderr"]
+    client.delete(f"/v1/sessions/{session_id}")
 
 
 def test_sessions_go_to_workers_with_room_until_none_has_any(client: httpx.Client) -> None:
