@@ -157,6 +157,8 @@ class JudgeCase(BaseModel):
 
     stdin: str = ""
     expected_stdout: str
+    timeout_s: float | None = Field(default=None, gt=0, description="This case's limit instead of the request's.")
+    memory_mb: int | None = Field(default=None, gt=0, description="This case's limit instead of the request's.")
 
 
 class JudgeSpec(BaseModel):
@@ -206,6 +208,12 @@ class Limits(BaseModel):
     output_bytes: int
     compile_timeout_s: float
     compile_memory_mb: int
+
+    def for_case(self, case: JudgeCase) -> Limits:
+        """The limits of one judged test case: its own where it sets them, else the request's."""
+        timeout_s = case.timeout_s if case.timeout_s is not None else self.timeout_s
+        memory_mb = case.memory_mb if case.memory_mb is not None else self.memory_mb
+        return self.model_copy(update={"timeout_s": timeout_s, "memory_mb": memory_mb})
 
 
 class Job(BaseModel):

@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(LimitError)
     async def limit_error(_: Request, exc: LimitError) -> JSONResponse:
-        detail = [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
+        detail = [{"loc": ["body", *exc.loc], "msg": str(exc), "type": "value_error"}]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(QueueUnavailable)

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -97,8 +96,7 @@ def build_jobs(state: GatewayState, body: BatchRequest) -> list[Job]:
         try:
             jobs.append(new_job(state, call, reply_to=state.id, queue_wait_s=state.settings.queue_wait_s))
         except LimitError as exc:
-            error = {"loc": ("body", "calls", index, exc.field), "msg": str(exc), "type": "value_error"}
-            raise RequestValidationError([error]) from None
+            raise LimitError(exc.field, str(exc), ("calls", index)) from None
     return jobs
 
 

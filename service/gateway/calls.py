@@ -15,7 +15,7 @@ from fastapi import HTTPException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.gateway.limits import check_judge, resolve_limits, run_budget_s
+from service.gateway.limits import check_judge, judge_run_s, resolve_limits, run_budget_s
 from service.gateway.state import GatewayState
 from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
 
@@ -53,9 +53,9 @@ def new_job(
 
 def wait_budget_s(state: GatewayState, job: Job) -> float:
     """How long the caller of `job` should wait before the gateway gives up on it."""
-    runs = len(job.judge.cases) if job.judge is not None else 1
     settings = state.settings
-    run_s = run_budget_s(job.request, job.limits, runs)
+    judge_s = judge_run_s(job.judge, job.limits) if job.judge is not None else None
+    run_s = run_budget_s(job.request, job.limits, judge_s)
     return max(0.0, job.start_by - time.time()) + run_s + settings.reclaim_idle_s + RESULT_GRACE_S
 
 

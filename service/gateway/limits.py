@@ -9,9 +9,11 @@ COMPILED = frozenset({Language.cpp})
 
 
 class LimitError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, within: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.field = field
+        # Where in the body the field is, for fields of list items: ("cases", 3) for cases[3].
+        self.loc = (*within, field)
 
 
 def resolve_limits(request: ExecuteRequest, settings: Settings) -> Limits:
@@ -45,11 +47,21 @@ def check_files(request: ExecuteRequest, settings: Settings) -> None:
 
 
 def check_judge(spec: JudgeSpec, limits: Limits, settings: Settings) -> None:
-    if len(spec.cases) * limits.timeout_s > settings.max_judge_s:
-        raise LimitError("cases", f"cases times timeout_s must be at most {settings.max_judge_s:g} seconds")
+    for index, case in enumerate(spec.cases):
+        case_limits = limits.for_case(case)
+        if case_limits.timeout_s > settings.max_timeout_s:
+            raise LimitError("timeout_s", f"timeout_s must be at most {settings.max_timeout_s:g}", ("cases", index))
+        if not 16 <= case_limits.memory_mb <= settings.max_memory_mb:
+            raise LimitError("memory_mb", f"memory_mb must be 16 to {settings.max_memory_mb}", ("cases", index))
+    if judge_run_s(spec, limits) > settings.max_judge_s:
+        raise LimitError("cases", f"the cases' time limits must add up to at most {settings.max_judge_s:g} seconds")
 
 
-def run_budget_s(request: ExecuteRequest, limits: Limits, runs: int = 1) -> float:
-    """The longest a job of `runs` runs (test cases) can legitimately take once a worker has started it."""
+def judge_run_s(spec: JudgeSpec, limits: Limits) -> float:
+    return sum(limits.for_case(case).timeout_s for case in spec.cases)
+
+
+def run_budget_s(request: ExecuteRequest, limits: Limits, run_s: float | None = None) -> float:
+    """The longest a job can legitimately take once a worker has started it (`run_s`: its runs' total)."""
     compile_s = limits.compile_timeout_s if request.language in COMPILED else 0.0
-    return compile_s + limits.timeout_s * runs
+    return compile_s + (limits.timeout_s if run_s is None else run_s)

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from service.models import Job, StageResult
+from service.models import Job, Limits, StageResult
 from service.sandbox.executor import Sandbox
 
 
@@ -31,14 +31,15 @@ class BuiltProgram:
         self.saved.chmod(0o700)
         return compiled
 
-    async def run(self, stdin: bytes, slot: int) -> StageResult:
-        """Run once on `stdin` in `slot` (the build's own or another idle one), from a fresh copy."""
+    async def run(self, stdin: bytes, slot: int, limits: Limits) -> StageResult:
+        """Run once on `stdin` under `limits` in `slot` (the build's own or another idle one), from a fresh copy."""
         workspace = self.sandbox.workspaces.path(slot)
         self.sandbox.workspaces.wipe(slot)
         shutil.copytree(self.saved, workspace, symlinks=True, dirs_exist_ok=True)
         self._give_to_slot(workspace, slot)
         try:
-            return await self.sandbox.run(workspace, self.job, slot, stdin, strict_output=False)
+            job = self.job.model_copy(update={"limits": limits})
+            return await self.sandbox.run(workspace, job, slot, stdin, strict_output=False)
         finally:
             self.sandbox.workspaces.wipe(slot)
 

@@ -155,7 +155,7 @@ class CaseRun:
     async def _drain(self, slot: int) -> None:
         while (index := self._take()) is not None:
             case = self.spec.cases[index]
-            stage = await self.program.run(case.stdin.encode(), slot)
+            stage = await self.program.run(case.stdin.encode(), slot, self.program.job.limits.for_case(case))
             verdict = verdict_of(stage, case, self.spec)
             self.results[index] = case_result(index, stage, verdict)
             if verdict != Verdict.accepted:

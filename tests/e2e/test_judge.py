@@ -150,3 +150,23 @@ def test_the_judged_program_cannot_find_the_expected_output(api: httpx.Client) -
     answer = judge(api, language="python", code=code, cases=[{"stdin": "", "expected_stdout": f"{marker}\n"}])
     assert verdicts(answer) == ["wrong_answer"]
     assert answer["cases"][0]["stdout"] == "nothing\n"  # type: ignore[index]
+
+
+def test_a_case_may_set_its_own_limits(api: httpx.Client) -> None:
+    code = "import time\nn = int(input())\nif n == 1: time.sleep(1)\nif n == 2: x = bytearray(200 * 2**20)\nprint(n)"
+    cases = [
+        {"stdin": "0", "expected_stdout": "0\n"},
+        {"stdin": "1", "expected_stdout": "1\n", "timeout_s": 0.3},
+        {"stdin": "1", "expected_stdout": "1\n"},
+        {"stdin": "2", "expected_stdout": "2\n", "memory_mb": 64},
+        {"stdin": "2", "expected_stdout": "2\n"},
+    ]
+    answer = judge(api, language="python", code=code, cases=cases, timeout_s=3, memory_mb=512)
+    assert verdicts(answer) == ["accepted", "timeout", "accepted", "memory_limit", "accepted"]
+
+
+def test_a_case_limit_out_of_range_is_422_naming_the_case(api: httpx.Client) -> None:
+    cases = [{"expected_stdout": ""}, {"expected_stdout": "", "timeout_s": 10_000}]
+    response = api.post("/v1/judge", json={"language": "python", "code": "pass", "cases": cases})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "cases", 1, "timeout_s"]
