@@ -26,6 +26,9 @@ from service.models import (
     JudgeRequest,
     JudgeResult,
     Language,
+    SessionExecuteRequest,
+    SessionInfo,
+    SessionRequest,
     ToolCallResult,
 )
 
@@ -45,10 +48,15 @@ class Retry:
     attempts: int = 6
     backoff_s: float = 0.1
     max_backoff_s: float = 10.0
+    # A lost connection may have lost the answer of a call that ran: safe to resend only with an
+    # idempotency key (or for reads).
+    retry_connection_errors: bool = True
 
     def delay_s(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before attempt `attempt + 1`, or None to give up with what we have."""
         if attempt + 1 >= self.attempts:
+            return None
+        if response is None and not self.retry_connection_errors:
             return None
         if response is not None and response.status_code not in RETRYABLE_STATUS:
             return None
@@ -159,3 +167,20 @@ def list_tools() -> Call[list[dict[str, Any]]]:
 
 def call_tool(name: str, arguments: dict[str, Any]) -> Call[ToolCallResult]:
     return Call("POST", f"/v1/tools/{name}", parser(ToolCallResult), arguments, idempotency_key=new_key())
+
+
+def open_session(**options: Any) -> Call[SessionInfo]:
+    return Call("POST", "/v1/sessions", parser(SessionInfo), dump(SessionRequest(**options)))
+
+
+def run_in_session(session_id: str, code: str, timeout_s: float | None = None) -> Call[ExecutionResult]:
+    request = SessionExecuteRequest(code=code, timeout_s=timeout_s)
+    return Call("POST", f"/v1/sessions/{session_id}/execute", parser(ExecutionResult), dump(request))
+
+
+def close_session(session_id: str) -> Call[None]:
+    return Call("DELETE", f"/v1/sessions/{session_id}", no_body)
+
+
+def no_body(response: httpx.Response) -> None:
+    check(response)

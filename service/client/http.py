@@ -16,7 +16,16 @@ import httpx
 
 from service.client import calls
 from service.client.calls import Call, Retry, SandpitError
-from service.models import ExecuteRequest, ExecutionResult, JobInfo, JobState, JudgeResult, Language, ToolCallResult
+from service.models import (
+    ExecuteRequest,
+    ExecutionResult,
+    JobInfo,
+    JobState,
+    JudgeResult,
+    Language,
+    SessionInfo,
+    ToolCallResult,
+)
 
 __all__ = ["AsyncSandpitClient", "SandpitClient", "SandpitError"]
 
@@ -42,8 +51,11 @@ class SandpitClient:
     ) -> None:
         self._http = httpx.Client(base_url=url, timeout=timeout_s, limits=pool_limits(max_connections))
         self.retry = retry
+        # Only for 429/503, which say the request was not taken: nothing ran, so it can be sent again.
+        self.no_retry = Retry(attempts=retry.attempts, backoff_s=retry.backoff_s, retry_connection_errors=False)
 
-    def send(self, call: Call[T]) -> T:
+    def send(self, call: Call[T], retry: Retry | None = None) -> T:
+        retry = retry or self.retry
         attempt = 0
         while True:
             try:
@@ -51,10 +63,10 @@ class SandpitClient:
                     call.method, call.path, json=call.body, params=call.params, headers=call.headers
                 )
             except httpx.TransportError:
-                if (delay := self.retry.delay_s(attempt, None)) is None:
+                if (delay := retry.delay_s(attempt, None)) is None:
                     raise
             else:
-                if (delay := self.retry.delay_s(attempt, response)) is None:
+                if (delay := retry.delay_s(attempt, response)) is None:
                     return call.parse(response)
             time.sleep(delay)
             attempt += 1
@@ -103,6 +115,17 @@ class SandpitClient:
     def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCallResult:
         return self.send(calls.call_tool(name, arguments))
 
+    def open_session(self, **options: Any) -> SessionInfo:
+        """A persistent Python interpreter; not retried (a retry could open a second one)."""
+        return self.send(calls.open_session(**options), self.no_retry)
+
+    def run_in_session(self, session_id: str, code: str, timeout_s: float | None = None) -> ExecutionResult:
+        """Run code in a session; not retried (the session's state would see the code twice)."""
+        return self.send(calls.run_in_session(session_id, code, timeout_s), self.no_retry)
+
+    def close_session(self, session_id: str) -> None:
+        self.send(calls.close_session(session_id))
+
     def close(self) -> None:
         self._http.close()
 
@@ -123,8 +146,11 @@ class AsyncSandpitClient:
     ) -> None:
         self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=pool_limits(max_connections))
         self.retry = retry
+        # Only for 429/503, which say the request was not taken: nothing ran, so it can be sent again.
+        self.no_retry = Retry(attempts=retry.attempts, backoff_s=retry.backoff_s, retry_connection_errors=False)
 
-    async def send(self, call: Call[T]) -> T:
+    async def send(self, call: Call[T], retry: Retry | None = None) -> T:
+        retry = retry or self.retry
         attempt = 0
         while True:
             try:
@@ -132,10 +158,10 @@ class AsyncSandpitClient:
                     call.method, call.path, json=call.body, params=call.params, headers=call.headers
                 )
             except httpx.TransportError:
-                if (delay := self.retry.delay_s(attempt, None)) is None:
+                if (delay := retry.delay_s(attempt, None)) is None:
                     raise
             else:
-                if (delay := self.retry.delay_s(attempt, response)) is None:
+                if (delay := retry.delay_s(attempt, response)) is None:
                     return call.parse(response)
             await asyncio.sleep(delay)
             attempt += 1
@@ -185,6 +211,17 @@ class AsyncSandpitClient:
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCallResult:
         return await self.send(calls.call_tool(name, arguments))
+
+    async def open_session(self, **options: Any) -> SessionInfo:
+        """A persistent Python interpreter; not retried (a retry could open a second one)."""
+        return await self.send(calls.open_session(**options), self.no_retry)
+
+    async def run_in_session(self, session_id: str, code: str, timeout_s: float | None = None) -> ExecutionResult:
+        """Run code in a session; not retried (the session's state would see the code twice)."""
+        return await self.send(calls.run_in_session(session_id, code, timeout_s), self.no_retry)
+
+    async def close_session(self, session_id: str) -> None:
+        await self.send(calls.close_session(session_id))
 
     async def aclose(self) -> None:
         await self._http.aclose()

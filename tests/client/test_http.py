@@ -135,3 +135,24 @@ def test_connection_errors_are_retried_then_raised() -> None:
     with pytest.raises(httpx.ConnectError):
         sandpit.execute("python", "print(1)")
     assert time.monotonic() - started >= 0.15
+
+
+def test_sessions(client: SandpitClient) -> None:
+    session = client.open_session()
+    try:
+        client.run_in_session(session.id, "total = 40")
+        assert client.run_in_session(session.id, "total + 2").stdout == "42\n"
+        assert client.run_in_session(session.id, "while True: pass", timeout_s=0.5).status == "timeout"
+    finally:
+        client.close_session(session.id)
+    with pytest.raises(SandpitError) as caught:
+        client.run_in_session(session.id, "1")
+    assert caught.value.status_code == 404
+
+
+def test_session_calls_are_not_resent_after_a_connection_error() -> None:
+    sandpit = SandpitClient(f"http://127.0.0.1:{free_port()}", retry=Retry(attempts=5, backoff_s=0.5))
+    started = time.monotonic()
+    with pytest.raises(httpx.ConnectError):
+        sandpit.run_in_session("a" * 32, "x += 1")
+    assert time.monotonic() - started < 0.4
