@@ -73,7 +73,7 @@ class RolloutUser(FastHttpUser):
     def call(self, name: str, path: str, body: dict[str, Any], check: Check) -> Any:
         """POST one request; a wrong answer fails the request as surely as an HTTP error does."""
         with self.client.post(path, json=body, name=name, catch_response=True) as response:
-            if response.status_code not in (200, 202):
+            if not 200 <= response.status_code < 300:
                 response.failure(f"http {response.status_code}: {(response.text or '')[:200]}")
                 return None
             answer = response.json()
@@ -197,17 +197,49 @@ class ToolRollout(RolloutUser):
 
     weight = weight("TOOL", 3)
 
-    @task
+    @task(3)
     def calculator_chain(self) -> None:
         value = random.randint(1, 1000)
-        for op, operand in (("add", random.randint(1, 100)), ("mul", random.randint(2, 9))):
-            arguments = {"op": op, "a": value, "b": operand}
-            expected = value + operand if op == "add" else value * operand
-            body = {"language": "python", "code": CALCULATOR_TOOL, "stdin": json.dumps(arguments)}
-            answer = self.execute(f"tool: calculator {op}", body, expect_run(json.dumps({"result": expected}) + "\n"))
-            if answer is None:
+        for op, operand in (("+", random.randint(1, 100)), ("*", random.randint(2, 9))):
+            expected = value + operand if op == "+" else value * operand
+            if not self.calculator(value, op, operand, expected):
                 return
             value = expected
+
+    @task(1)
+    def math_verify(self) -> None:
+        if TOOL_PATH not in OFFERED:
+            return
+        n = random.randint(2, 50)
+        same = random.random() < 0.5
+        answer = f"so the answer is \\boxed{{\\frac{{1}}{{{n}}}}}"
+        arguments = {"answer": answer, "reference": f"1/{n if same else n + 1}"}
+        self.call("tool: math_verify", "/v1/tools/math_verify", arguments, tool_output({"equivalent": same}))
+
+    def calculator(self, value: int, op: str, operand: int, expected: int) -> bool:
+        name = f"tool: calculator {op}"
+        if TOOL_PATH in OFFERED:
+            arguments = {"expression": f"{value} {op} {operand}"}
+            return self.call(name, "/v1/tools/calculator", arguments, tool_output({"result": expected})) is not None
+        stdin = json.dumps({"op": "add" if op == "+" else "mul", "a": value, "b": operand})
+        body = {"language": "python", "code": CALCULATOR_TOOL, "stdin": stdin}
+        return self.execute(f"{name} (fallback)", body, expect_run(json.dumps({"result": expected}) + "\n")) is not None
+
+
+TOOL_PATH = "/v1/tools/{name}"
+
+
+def tool_output(expected: dict[str, Any]) -> Check:
+    """An MCP-shaped tool result whose structured content has (at least) `expected`."""
+
+    def check(answer: Any) -> str | None:
+        if answer.get("isError"):
+            return f"tool error: {str(answer.get('content'))[:200]}"
+        structured = answer.get("structuredContent") or {}
+        wrong = {key: structured.get(key) for key, value in expected.items() if structured.get(key) != value}
+        return f"tool answered {wrong}, wanted {expected}" if wrong else None
+
+    return check
 
 
 class BatchRollout(RolloutUser):
@@ -238,22 +270,48 @@ class BatchRollout(RolloutUser):
 
 
 class SessionRollout(RolloutUser):
-    """A multi-turn rollout: each turn builds on the last. Stateless servers get the history replayed."""
+    """A multi-turn rollout: each turn builds on the last, in a live interpreter when the server has sessions."""
 
     weight = weight("SESSION", 2)
 
     @task
     def three_turns(self) -> None:
+        steps = [random.randint(1, 100) for _ in range(3)]
+        if "/v1/sessions" in OFFERED:
+            self.in_session(steps)
+        else:
+            self.replayed(steps)
+
+    def in_session(self, steps: list[int]) -> None:
+        opened = self.call("session: open", "/v1/sessions", {"language": "python"}, session_id)
+        if opened is None:
+            return
+        path = f"/v1/sessions/{opened['id']}/execute"
+        total = 0
+        for turn, step in enumerate(steps):
+            total += step
+            body = {"code": f"total = {'total + ' if turn else ''}{step}\nprint(total)"}
+            if self.call(f"session: turn {turn + 1}", path, body, expect_run(f"{total}\n")) is None:
+                break
+        with self.client.delete(f"/v1/sessions/{opened['id']}", name="session: close", catch_response=True) as response:
+            if response.status_code in (200, 204):
+                response.success()
+            else:
+                response.failure(f"http {response.status_code}")
+
+    def replayed(self, steps: list[int]) -> None:
         history: list[str] = []
         total = 0
-        for turn in range(3):
-            step = random.randint(1, 100)
+        for turn, step in enumerate(steps):
             total += step
             history.append(f"total = {'total + ' if turn else ''}{step}")
-            code = "\n".join([*history, "print(total)"])
-            body = {"language": "python", "code": code}
+            body = {"language": "python", "code": "\n".join([*history, "print(total)"])}
             if self.execute(f"session (replay): turn {turn + 1}", body, expect_run(f"{total}\n")) is None:
                 return
+
+
+def session_id(answer: Any) -> str | None:
+    return None if isinstance(answer.get("id"), str) else f"no session id: {answer}"
 
 
 class JobRollout(RolloutUser):

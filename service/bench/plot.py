@@ -29,7 +29,8 @@ def plot_sweep(sweep: list[dict[str, Any]], machine: dict[str, Any], path: Path)
     more = throughput_axis.get_legend_handles_labels()
     latency_axis.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
     latency_axis.set_title(
-        f"Sandpit, one machine: {machine['cores']} x {machine['cpu']}, {machine['commit']}, {machine['date'][:10]}",
+        f"Sandpit, one machine: {machine['cores']} x {machine['cpu']}, {machine['commit']}, {machine['date'][:10]}, "
+        f"load average {machine.get('loadavg_1m', '?')}",
         fontsize=9,
     )
     latency_axis.grid(True, which="both", alpha=0.3)
