@@ -43,10 +43,19 @@ class JobRunner:
         self.sandbox = sandbox
         self.worker_id = worker_id
         self.running: dict[str, asyncio.Task[ExecutionResult]] = {}
+        # Jobs between `begin` and having a task: a cancel heard then is remembered, not lost.
+        self.starting: set[str] = set()
+        self.cancelled_while_starting: set[str] = set()
         self.lender = SlotLender(free_slots)
 
     async def run(self, job: Job, slot: int) -> ExecutionResult:
-        if not await self._begin(job):
+        self.starting.add(job.id)
+        try:
+            started = await self._begin(job)
+        finally:
+            self.starting.discard(job.id)
+        if not started or job.id in self.cancelled_while_starting:
+            self.cancelled_while_starting.discard(job.id)
             return cancelled(job)
         task = asyncio.create_task(self._execute(job, slot), name=f"run-{job.id}")
         self.running[job.id] = task
@@ -71,6 +80,8 @@ class JobRunner:
         return await self.sandbox.execute(job, slot)
 
     def cancel(self, job_id: str) -> None:
+        if job_id in self.starting:
+            self.cancelled_while_starting.add(job_id)
         task = self.running.get(job_id)
         if task is not None:
             task.cancel()
