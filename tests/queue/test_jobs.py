@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
-import redis.asyncio as aioredis
 
 from service.models import ExecuteRequest, ExecutionResult, Job, JobState, Limits, Status
 from service.queue.jobs import JobStore
@@ -22,15 +18,6 @@ def make_job() -> Job:
     now = time.time()
     request = ExecuteRequest(language="python", code="print(1)")
     return Job(id=uuid.uuid4().hex, request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60)
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[RedisQueue]:
-    client = aioredis.Redis.from_url(redis_url)
-    queue = RedisQueue(client, f"test{uuid.uuid4().hex[:8]}")
-    await queue.ensure_group()
-    yield queue
-    await client.aclose()
 
 
 async def test_a_job_is_queued_then_running_then_done(queue: RedisQueue) -> None:

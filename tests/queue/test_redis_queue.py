@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
-import redis.asyncio as aioredis
 
 from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
 from service.queue.listener import ResultListener
@@ -23,15 +19,6 @@ def make_job(reply_to: str | None = None) -> Job:
     return Job(
         id=uuid.uuid4().hex, request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60, reply_to=reply_to
     )
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[RedisQueue]:
-    client = aioredis.Redis.from_url(redis_url)
-    queue = RedisQueue(client, f"test{uuid.uuid4().hex[:8]}")
-    await queue.ensure_group()
-    yield queue
-    await client.aclose()
 
 
 async def test_claimed_job_round_trips_intact(queue: RedisQueue) -> None:
