@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -101,3 +102,24 @@ def test_deleted_session_is_gone(api: httpx.Client) -> None:
 
 def test_only_python_sessions(api: httpx.Client) -> None:
     assert api.post("/v1/sessions", json={"language": "bash"}).status_code == 422
+
+
+def test_memory_limit_is_a_status_and_the_session_lives_on(api: httpx.Client) -> None:
+    session_id = api.post("/v1/sessions", json={"memory_mb": 128}).json()["id"]
+    try:
+        run(api, session_id, "kept = 1")
+        assert run(api, session_id, "big = bytearray(512 * 2**20)")["status"] == "memory_limit"
+        assert run(api, session_id, "kept")["stdout"] == "1\n"
+    finally:
+        api.delete(f"/v1/sessions/{session_id}")
+
+
+def test_ending_a_session_kills_what_it_left_running(api: httpx.Client) -> None:
+    session_id = api.post("/v1/sessions", json={}).json()["id"]
+    run(api, session_id, "import subprocess\nsubprocess.Popen(['setsid', 'sleep', '987654'])\nNone")
+    assert "sleep 987654" in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    api.delete(f"/v1/sessions/{session_id}")
+    deadline = time.monotonic() + 10
+    while "sleep 987654" in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline, "the session's background process outlived it"
+        time.sleep(0.1)
