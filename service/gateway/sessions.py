@@ -87,6 +87,8 @@ async def execute_in_session(session_id: SessionId, request: SessionExecuteReque
     timeout_s = request.timeout_s or settings.default_timeout_s
     if timeout_s > settings.max_timeout_s:
         raise LimitError("timeout_s", f"timeout_s must be at most {settings.max_timeout_s:g}")
+    if len(request.code.encode()) > settings.max_code_bytes:
+        raise LimitError("code", f"code must be at most {settings.max_code_bytes} bytes")
     store = SessionStore(state.queue)
     record = await call_redis(store.find(session_id, settings.session_idle_s))
     if record is None:
@@ -119,14 +121,13 @@ async def close_session(session_id: SessionId, state: State) -> Response:
 
 
 def new_command(state: GatewayState, session_id: str, action: SessionAction, **fields: object) -> SessionCommand:
-    output_bytes = state.settings.max_output_bytes
     return SessionCommand.model_validate(
         {
             "id": uuid.uuid4().hex,
             "session_id": session_id,
             "action": action,
             "reply_to": state.id,
-            "output_bytes": output_bytes,
+            "output_bytes": state.settings.max_output_bytes,
             **fields,
         }
     )

@@ -123,3 +123,9 @@ def test_ending_a_session_kills_what_it_left_running(api: httpx.Client) -> None:
     while "sleep 987654" in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout:
         assert time.monotonic() < deadline, "the session's background process outlived it"
         time.sleep(0.1)
+
+
+def test_oversized_code_is_422(api: httpx.Client, session: str) -> None:
+    response = api.post(f"/v1/sessions/{session}/execute", json={"code": "#" * (600 * 1024)})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "code"]
