@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace, _: Settings) -> int:
         return 2
     stdin = Path(args.stdin).read_text() if args.stdin else ""
     options = {"stdin": stdin, "timeout_s": args.timeout, "memory_mb": args.memory}
-    with SandpitClient(args.url) as client:
+    with SandpitClient(args.url, api_key=args.api_key) as client:
         try:
             result = client.execute(language, code, **options)
         except SandpitError as exc:
@@ -96,6 +96,24 @@ def cmd_run(args: argparse.Namespace, _: Settings) -> int:
             return 2
     _print_result(result, args.json)
     return 0 if result.status == Status.ok else 1
+
+
+def cmd_new_key(args: argparse.Namespace, _: Settings) -> int:
+    """A fresh API key, and the entry that stores only its digest in a keys file."""
+    import json
+    import secrets
+
+    from service.gateway.auth import hash_key
+
+    key = f"sp-{secrets.token_urlsafe(32)}"
+    entry: dict[str, object] = {"name": args.name, "key_sha256": hash_key(key)}
+    if args.max_in_flight is not None:
+        entry["max_in_flight"] = args.max_in_flight
+    if args.rate is not None:
+        entry["rate_per_s"] = args.rate
+    print(f"key (give it to the tenant; it is not stored): {key}", file=sys.stderr)
+    print(json.dumps(entry))
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -130,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory", type=int, help="MiB")
     run.add_argument("--url", default=os.environ.get("SANDPIT_URL", "http://127.0.0.1:8080"))
     run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.add_argument("--api-key", default=os.environ.get("SANDPIT_API_KEY"), help="or SANDPIT_API_KEY")
     run.set_defaults(handler=cmd_run)
+    new_key = sub.add_parser("new-key", help="make an API key; prints the keys-file entry (digest only)")
+    new_key.add_argument("name", help="tenant name")
+    new_key.add_argument("--max-in-flight", type=int, help="unfinished jobs the tenant may have at once")
+    new_key.add_argument("--rate", type=float, help="calls per second per gateway")
+    new_key.set_defaults(handler=cmd_new_key)
     bench = sub.add_parser("bench", help="measure latency, throughput and CPU of a server")
     add_bench_arguments(bench)
     bench.set_defaults(handler=cmd_bench)

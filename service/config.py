@@ -27,6 +27,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, validation_alias=AliasChoices("SANDPIT_PORT", "PORT"))
     max_body_bytes: int = 2 * 1024 * 1024
 
+    # API keys, hashed (sha256 hex): a JSON file of tenants, and/or "name:sha256,name:sha256" inline.
+    # With neither, the API is open (meant for loopback and trusted networks) as tenant "anonymous".
+    api_keys_file: Path | None = None
+    api_keys: str = ""
+    # Backpressure: 429 once the stream holds this many unfinished jobs (0: no limit).
+    max_queue_depth: int = 100_000
+    # Per-tenant defaults (a tenant in the keys file may set its own): unfinished jobs it may have
+    # at once, and calls per second per gateway (0: no limit).
+    tenant_max_in_flight: int = 0
+    tenant_rate_per_s: float = 0.0
+
     # Limits a caller may ask for, and what they get when they ask for nothing.
     default_timeout_s: float = 10.0
     max_timeout_s: float = 60.0

@@ -227,6 +227,8 @@ class Job(BaseModel):
     start_by: float
     # The channel of the gateway waiting on this job, if one is.
     reply_to: str | None = None
+    # Whose quota the job counts against until a worker acknowledges it.
+    tenant: str | None = None
 
 
 class StageResult(BaseModel):

@@ -45,11 +45,22 @@ def result_of(info: JobInfo) -> ExecutionResult | None:
     return info.result if info.state == JobState.done else None
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 class SandpitClient:
     def __init__(
-        self, url: str = DEFAULT_URL, timeout_s: float = 300.0, max_connections: int = 100, retry: Retry = DEFAULT_RETRY
+        self,
+        url: str = DEFAULT_URL,
+        timeout_s: float = 300.0,
+        max_connections: int = 100,
+        retry: Retry = DEFAULT_RETRY,
+        api_key: str | None = None,
     ) -> None:
-        self._http = httpx.Client(base_url=url, timeout=timeout_s, limits=pool_limits(max_connections))
+        self._http = httpx.Client(
+            base_url=url, timeout=timeout_s, limits=pool_limits(max_connections), headers=auth_headers(api_key)
+        )
         self.retry = retry
         # Only for 429/503, which say the request was not taken: nothing ran, so it can be sent again.
         self.no_retry = Retry(attempts=retry.attempts, backoff_s=retry.backoff_s, retry_connection_errors=False)
@@ -143,8 +154,11 @@ class AsyncSandpitClient:
         timeout_s: float = 300.0,
         max_connections: int = 1000,
         retry: Retry = DEFAULT_RETRY,
+        api_key: str | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=pool_limits(max_connections))
+        self._http = httpx.AsyncClient(
+            base_url=url, timeout=timeout_s, limits=pool_limits(max_connections), headers=auth_headers(api_key)
+        )
         self.retry = retry
         # Only for 429/503, which say the request was not taken: nothing ran, so it can be sent again.
         self.no_retry = Retry(attempts=retry.attempts, backoff_s=retry.backoff_s, retry_connection_errors=False)

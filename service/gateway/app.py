@@ -7,15 +7,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.config import Settings
-from service.gateway import batch, jobs, judge, run_code, sessions, tools
+from service.gateway import batch, health, jobs, judge, routes, run_code, sessions, tools
+from service.gateway.auth import Tenants, TooManyRequests, authenticate
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.limits import LimitError
-from service.gateway.routes import QueueUnavailable, router
+from service.gateway.routes import QueueUnavailable
 from service.gateway.state import GatewayState
+from service.queue.admission import Admission
 from service.queue.jobs import JobStore
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue, connect
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     tool_registry = load_tools(settings.tools_path)
+    tenants = Tenants(settings)
+    if tenants.open and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("no API keys configured and listening on %s: anyone who can reach it can run code", settings.host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,7 +38,16 @@ def create_app(settings: Settings) -> FastAPI:
         queue = RedisQueue(redis, settings.key_prefix)
         gateway_id = uuid.uuid4().hex[:12]
         listener = ResultListener(queue, gateway_id)
-        state = GatewayState(settings, queue, listener, gateway_id, JobStore(queue), tool_registry)
+        state = GatewayState(
+            settings=settings,
+            queue=queue,
+            listener=listener,
+            id=gateway_id,
+            jobs=JobStore(queue),
+            tenants=tenants,
+            admission=Admission(queue),
+            tools=tool_registry,
+        )
         await state.listener.start()
         app.state.gateway = state
         try:
@@ -48,19 +62,21 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Sandboxed code and tool execution for RL rollouts",
         lifespan=lifespan,
     )
-    app.include_router(router)
-    app.include_router(batch.router)
-    app.include_router(jobs.router)
-    app.include_router(judge.router)
-    app.include_router(run_code.router)
-    app.include_router(tools.router)
-    app.include_router(sessions.router)
+    app.include_router(health.router)
+    authenticated = [Depends(authenticate)]
+    for module in (routes, batch, jobs, judge, run_code, tools, sessions):
+        app.include_router(module.router, dependencies=authenticated)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(LimitError)
     async def limit_error(_: Request, exc: LimitError) -> JSONResponse:
         detail = [{"loc": ["body", *exc.loc], "msg": str(exc), "type": "value_error"}]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(TooManyRequests)
+    async def too_many_requests(_: Request, exc: TooManyRequests) -> JSONResponse:
+        body = {"detail": f"too many requests ({exc.reason}), retry after {exc.retry_after} s", "reason": exc.reason}
+        return JSONResponse(body, status_code=429, headers={"Retry-After": exc.retry_after})
 
     @app.exception_handler(QueueUnavailable)
     async def queue_unavailable(_: Request, exc: QueueUnavailable) -> JSONResponse:

@@ -8,6 +8,7 @@ a repeated idempotency key) registers as a watcher so the publish script notifie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -15,6 +16,7 @@ from fastapi import HTTPException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service.gateway.auth import TooManyRequests, current_tenant
 from service.gateway.limits import check_judge, judge_run_s, resolve_limits, run_budget_s
 from service.gateway.state import GatewayState
 from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
@@ -23,6 +25,8 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Time beyond its own limits a call may take to come back: queue hand-off, sandbox start, a redelivery.
 RESULT_GRACE_S = 5.0
 MAX_IDEMPOTENCY_KEY = 200
+# What a refused caller is told to wait: about the time the queue takes to drain a little.
+QUEUE_FULL_RETRY_S = 1.0
 
 
 class QueueUnavailable(Exception):
@@ -60,8 +64,21 @@ def wait_budget_s(state: GatewayState, job: Job) -> float:
 
 
 async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
+    """Admit the jobs against the queue's depth and the caller's quota, then enqueue them; else 429."""
+    tenant = current_tenant.get(state.tenants.default)
+    for job in jobs:
+        job.tenant = tenant.name
+    settings = state.settings
     try:
-        await state.queue.enqueue_many(jobs, state.settings.result_ttl_s)
+        refusal = await state.admission.admit(tenant.name, len(jobs), settings.max_queue_depth, tenant.max_in_flight)
+        if refusal is not None:
+            raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S)
+        try:
+            await state.queue.enqueue_many(jobs, settings.result_ttl_s)
+        except BaseException:
+            with contextlib.suppress(*REDIS_DOWN):
+                await state.admission.release(tenant.name, len(jobs))
+            raise
     except REDIS_DOWN as exc:
         raise QueueUnavailable from exc
 

@@ -1,13 +1,13 @@
-"""HTTP endpoints: execute a call and wait for it, health and readiness."""
+"""HTTP endpoint: execute a call and wait for it."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from service.gateway.calls import REDIS_DOWN, QueueUnavailable, new_job, run_and_wait
+from service.gateway.calls import QueueUnavailable, new_job, run_and_wait
 from service.gateway.state import GatewayState, gateway_state
 from service.models import ExecuteRequest, ExecutionResult
 
@@ -22,8 +22,10 @@ IdempotencyKey = Annotated[
 
 # What every endpoint that runs code and waits for it may answer besides 200.
 CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key (when keys are configured)"},
     413: {"description": "Request body too large"},
     422: {"description": "Invalid request (unknown language, empty code, limits out of range, bad JSON)"},
+    429: {"description": "Queue full, tenant quota or rate limit reached; retry after `Retry-After` seconds"},
     503: {"description": "Queue unavailable; retry after the given delay"},
     504: {"description": "No result within the call's deadline; fetch it later at /v1/jobs/{id}"},
 }
@@ -38,31 +40,3 @@ CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def execute(request: ExecuteRequest, state: State, idempotency_key: IdempotencyKey = None) -> Response:
     job = new_job(state, request, reply_to=state.id, queue_wait_s=state.settings.queue_wait_s)
     return Response(await run_and_wait(state, job, idempotency_key), media_type="application/json")
-
-
-@router.get(
-    "/healthz",
-    summary="The gateway process is alive",
-    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
-)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get(
-    "/readyz",
-    summary="Redis answers and at least one worker has sent a heartbeat",
-    responses={
-        200: {"content": {"application/json": {"example": {"status": "ready", "redis": True, "workers": 2}}}},
-        503: {"content": {"application/json": {"example": {"status": "not ready", "redis": True, "workers": 0}}}},
-    },
-)
-async def readyz(state: State) -> JSONResponse:
-    try:
-        workers = await state.queue.live_workers(state.settings.heartbeat_ttl_s)
-        redis_ok = True
-    except REDIS_DOWN:
-        workers, redis_ok = 0, False
-    ready = redis_ok and workers > 0
-    body = {"status": "ready" if ready else "not ready", "redis": redis_ok, "workers": workers}
-    return JSONResponse(body, status_code=200 if ready else 503)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from service.config import Settings
+from service.gateway.auth import Tenants
+from service.queue.admission import Admission
 from service.queue.jobs import JobStore
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue
@@ -20,6 +22,8 @@ class GatewayState:
     listener: ResultListener
     id: str
     jobs: JobStore
+    tenants: Tenants
+    admission: Admission
     tools: dict[str, Tool] = field(default_factory=dict)
 
 

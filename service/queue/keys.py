@@ -33,6 +33,11 @@ class Keys:
         """Hash: job id -> deliveries beyond the first (worker died while running it)."""
         return f"{self.prefix}:attempts"
 
+    @property
+    def in_flight(self) -> str:
+        """Hash: tenant -> its jobs in the stream not yet acknowledged (queued or running)."""
+        return f"{self.prefix}:in-flight"
+
     def result(self, job_id: str) -> str:
         """The final result of one job, JSON, with a TTL."""
         return f"{self.prefix}:result:{job_id}"

@@ -28,9 +28,10 @@ JOB_FIELD = b"job"
 # How long a job record outlives its enqueueing when no result ever replaces it.
 RECORD_TTL_S = 3600
 
-# KEYS: result key, jobs stream, attempts hash, job record, watchers set.
+# KEYS: result key, jobs stream, attempts hash, job record, watchers set, in-flight hash.
 # ARGV: result JSON, TTL seconds, group, stream entry id ('' if none), reply channel ('' if none), job id,
-#       reply channel prefix (a watcher's channel is the prefix and its gateway id).
+#       reply channel prefix (a watcher's channel is the prefix and its gateway id), tenant ('' if none).
+# A tenant's in-flight count drops when its stream entry is acknowledged, whichever path publishes.
 PUBLISH_RESULT = """
 local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 if first and ARGV[5] ~= '' then
@@ -43,8 +44,11 @@ if first then
   redis.call('DEL', KEYS[4], KEYS[5])
 end
 if ARGV[4] ~= '' then
-  redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+  local acked = redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
   redis.call('XDEL', KEYS[2], ARGV[4])
+  if acked == 1 and ARGV[8] ~= '' and redis.call('HINCRBY', KEYS[6], ARGV[8], -1) < 0 then
+    redis.call('HSET', KEYS[6], ARGV[8], 0)
+  end
 end
 redis.call('HDEL', KEYS[3], ARGV[6])
 if first then return 1 end
@@ -150,10 +154,15 @@ class RedisQueue:
 
     async def publish_result(self, result: ExecutionResult, job: Job, entry_id: bytes | None, ttl_s: int) -> bool:
         """Store the final result unless one exists, notify the waiting gateway, ack the job."""
-        return await self.publish_final(result, job.reply_to, entry_id, ttl_s)
+        return await self.publish_final(result, job.reply_to, entry_id, ttl_s, job.tenant)
 
     async def publish_final(
-        self, result: ExecutionResult, reply_to: str | None, entry_id: bytes | None, ttl_s: int
+        self,
+        result: ExecutionResult,
+        reply_to: str | None,
+        entry_id: bytes | None,
+        ttl_s: int,
+        tenant: str | None = None,
     ) -> bool:
         """`publish_result` for callers without the job itself (a cancel): True if this was the one result."""
         first = await self._publish(
@@ -163,6 +172,7 @@ class RedisQueue:
                 self.keys.attempts,
                 self.keys.job(result.id),
                 self.keys.watchers(result.id),
+                self.keys.in_flight,
             ],
             args=[
                 result.model_dump_json(),
@@ -172,6 +182,7 @@ class RedisQueue:
                 self.keys.reply_channel(reply_to) if reply_to else "",
                 result.id,
                 self.keys.reply_channel_prefix,
+                tenant or "",
             ],
         )
         return bool(first)
