@@ -39,6 +39,7 @@ State = Annotated[GatewayState, Depends(gateway_state)]
 SessionId = Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
 # Starting a sandboxed interpreter; and how long past its timeout a call's answer may take.
 OPEN_BUDGET_S = 30.0
+CLOSE_BUDGET_S = 10.0
 ANSWER_GRACE_S = 5.0
 NO_SESSION: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such session: it was ended, or expired after being idle"}
@@ -115,7 +116,8 @@ async def close_session(session_id: SessionId, state: State) -> Response:
     if record is None:
         raise HTTPException(404, detail=f"no session {session_id}")
     command = new_command(state, session_id, SessionAction.close)
-    await call_redis(store.send(record.worker, command, state.settings.session_idle_s))
+    # Waiting for the worker means its room for a session is free again when the 204 arrives.
+    await send_and_wait(state, store, record.worker, command, CLOSE_BUDGET_S)
     await call_redis(store.forget(session_id))
     return Response(status_code=204)
 
