@@ -5,12 +5,12 @@ sandpit gateway                     the HTTP gateway (needs REDIS_URL)
 sandpit worker                      one worker process (needs REDIS_URL)
 sandpit run FILE | -c CODE          send a call to a server and print the result
 sandpit bench [--url URL] [--quick]  measure latency, throughput and CPU (a local stack unless --url)
+sandpit top [--url URL] [--once]    live view of the queue, throughput, latency and workers
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -18,13 +18,12 @@ from pathlib import Path
 
 from service.bench.arguments import add_bench_arguments
 from service.config import Settings, load_settings
+from service.logs import configure_logging
 from service.models import ExecutionResult, Language, Status
 
 SUFFIXES = {".py": Language.python, ".sh": Language.bash, ".cpp": Language.cpp, ".cc": Language.cpp}
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+# Long-running services log in `log_format` (JSON by default); commands a person runs log text.
+SERVICE_COMMANDS = {"gateway", "worker"}
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -59,6 +58,8 @@ def cmd_gateway(_: argparse.Namespace, settings: Settings) -> int:
         loop="uvloop",
         http="httptools",
         log_level="warning",
+        # uvicorn's loggers propagate to ours, so its lines come out in the same format.
+        log_config=None,
         timeout_graceful_shutdown=int(settings.max_timeout_s + settings.compile_timeout_s),
     )
     return 0
@@ -116,6 +117,12 @@ def cmd_new_key(args: argparse.Namespace, _: Settings) -> int:
     return 0
 
 
+def cmd_top(args: argparse.Namespace, settings: Settings) -> int:
+    from service.top import run_top
+
+    return run_top(args, settings)
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from service.bench.run import run_bench
 
@@ -155,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     new_key.add_argument("--max-in-flight", type=int, help="unfinished jobs the tenant may have at once")
     new_key.add_argument("--rate", type=float, help="calls per second per gateway")
     new_key.set_defaults(handler=cmd_new_key)
+    top = sub.add_parser("top", help="live view of queue depth, throughput, latency and workers")
+    top.add_argument("--url", default=os.environ.get("SANDPIT_URL", "http://127.0.0.1:8080"), help="a gateway")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    top.set_defaults(handler=cmd_top)
     bench = sub.add_parser("bench", help="measure latency, throughput and CPU of a server")
     add_bench_arguments(bench)
     bench.set_defaults(handler=cmd_bench)
@@ -163,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging()
-    code: int = args.handler(args, load_settings())
+    settings = load_settings()
+    text = settings.model_copy(update={"log_format": "text"})
+    configure_logging(settings if args.command in SERVICE_COMMANDS else text)
+    code: int = args.handler(args, settings)
     return code
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +94,16 @@ class Settings(BaseSettings):
     # When the worker runs as root, each sandbox slot runs as its own unprivileged uid, so that
     # per-user kernel limits (RLIMIT_NPROC) of one call cannot starve another.
     sandbox_uid_base: int = 60000
+
+    # Logs: one JSON object per line (for collectors) or plain text; per-job lines are at `debug`.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    # Each worker serves Prometheus metrics on this port (0: off). `sandpit up` gives its i-th worker
+    # port + i, so several local workers never collide.
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
+    # How often the gateway samples queue depth and age and worker slots from Redis for /metrics.
+    metrics_sample_interval_s: float = 5.0
 
 
 def load_settings(**overrides: object) -> Settings:

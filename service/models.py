@@ -229,6 +229,8 @@ class Job(BaseModel):
     reply_to: str | None = None
     # Whose quota the job counts against until a worker acknowledges it.
     tenant: str | None = None
+    # The `X-Request-ID` of the HTTP request that made the job; workers log it with the job id.
+    request_id: str | None = None
 
 
 class StageResult(BaseModel):

@@ -71,13 +71,22 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def worker_env(settings: Settings, index: int) -> dict[str, str]:
+    """The i-th local worker serves its metrics on worker_metrics_port + i, so none collide."""
+    if settings.worker_metrics_port == 0:
+        return {}
+    return {"SANDPIT_WORKER_METRICS_PORT": str(settings.worker_metrics_port + index)}
+
+
 class LocalStack:
     """Owns the child processes of one local deployment."""
 
-    def __init__(self, settings: Settings, workers: int, redis_url_given: bool) -> None:
+    def __init__(self, settings: Settings, workers: int, redis_url_given: bool, log_dir: Path | None = None) -> None:
         self.settings = settings
         self.workers = workers
         self.redis_url_given = redis_url_given
+        # Each child's stdout and stderr go to <log_dir>/<role>-<n>.log instead of this terminal.
+        self.log_dir = log_dir
         self.children: list[tuple[str, subprocess.Popen[bytes], dict[str, str]]] = []
         self.redis_dir: Path | None = None
 
@@ -89,8 +98,10 @@ class LocalStack:
         if not self.redis_url_given:
             self._start_redis()
         env = {**os.environ, **settings_env(self.settings)}
-        for _ in range(self.workers):
-            self._spawn("worker", [sys.executable, "-m", "service.cli", "worker"], env)
+        for index in range(self.workers):
+            self._spawn(
+                "worker", [sys.executable, "-m", "service.cli", "worker"], {**env, **worker_env(self.settings, index)}
+            )
         self._spawn("gateway", [sys.executable, "-m", "service.cli", "gateway"], env)
         _wait_until(lambda: _ready(self.url) or self._child_died(), 60, "the gateway")
         if self._child_died():
@@ -124,7 +135,14 @@ class LocalStack:
         self.settings.redis_url = f"redis://127.0.0.1:{port}/0"
 
     def _spawn(self, role: str, argv: list[str], env: dict[str, str]) -> None:
-        self.children.append((role, subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent), env))
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = (self.log_dir / f"{role}-{len(self.processes(role))}.log").open("ab")
+        child = subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent, stdout=output, stderr=output)
+        if output is not None:
+            output.close()
+        self.children.append((role, child, env))
 
     def processes(self, role: str) -> list[subprocess.Popen[bytes]]:
         return [child for child_role, child, _ in self.children if child_role == role]

@@ -1,8 +1,10 @@
-"""Session fixtures: a real redis-server, and a real local stack (Redis, gateway, worker processes)."""
+"""Session fixtures: a real redis-server, and real local stacks (Redis, gateway, worker processes)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,6 +16,7 @@ import pytest
 import redis
 
 from service.config import Settings
+from service.gateway.auth import hash_key
 from service.stack import LocalStack, free_port
 
 
@@ -57,3 +60,42 @@ def stack() -> Iterator[LocalStack]:
 def api(stack: LocalStack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.url, timeout=120) as client:
         yield client
+
+
+OPS_KEY = "sp-test-ops"
+THROTTLED_KEY = "sp-test-throttled"
+
+
+def free_port_pair() -> int:
+    """A port p with p + 1 also free: `sandpit up` gives its second worker's metrics p + 1."""
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
+@pytest.fixture(scope="session")
+def observed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack with worker metrics, debug JSON logs in files, fast queue sampling and two tenants.
+
+    Tenant `ops` (key OPS_KEY) is unlimited; `throttled` (THROTTLED_KEY) is refused by its rate limit.
+    """
+    directory = tmp_path_factory.mktemp("observed")
+    keys = [
+        {"name": "ops", "key_sha256": hash_key(OPS_KEY)},
+        {"name": "throttled", "key_sha256": hash_key(THROTTLED_KEY), "rate_per_s": 0.001},
+    ]
+    (directory / "keys.json").write_text(json.dumps({"tenants": keys}))
+    settings = Settings(
+        port=free_port(),
+        worker_concurrency=2,
+        worker_metrics_port=free_port_pair(),
+        log_level="DEBUG",
+        metrics_sample_interval_s=0.2,
+        api_keys_file=directory / "keys.json",
+    )
+    local = LocalStack(settings, workers=2, redis_url_given=False, log_dir=directory / "logs")
+    local.start()
+    yield local
+    local.stop()

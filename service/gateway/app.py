@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from service import metrics
 from service.config import Settings
-from service.gateway import batch, health, jobs, judge, routes, run_code, sessions, tools
+from service.gateway import batch, health, jobs, judge, routes, run_code, sessions, telemetry, tools
 from service.gateway.auth import Tenants, TooManyRequests, authenticate
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.limits import LimitError
@@ -50,8 +51,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await state.listener.start()
         app.state.gateway = state
+        metrics.WAITING_CALLS.set_function(lambda: len(listener.waiting))
         try:
-            yield
+            async with telemetry.queue_sampler(queue, settings):
+                yield
         finally:
             await state.listener.stop()
             await redis.aclose()
@@ -63,10 +66,13 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(telemetry.router)
     authenticated = [Depends(authenticate)]
     for module in (routes, batch, jobs, judge, run_code, tools, sessions):
         app.include_router(module.router, dependencies=authenticated)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: it also times and counts requests the body limit refuses.
+    app.add_middleware(telemetry.TelemetryMiddleware)
 
     @app.exception_handler(LimitError)
     async def limit_error(_: Request, exc: LimitError) -> JSONResponse:
@@ -75,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(TooManyRequests)
     async def too_many_requests(_: Request, exc: TooManyRequests) -> JSONResponse:
+        metrics.REJECTED.labels(exc.reason, exc.tenant).inc()
         body = {"detail": f"too many requests ({exc.reason}), retry after {exc.retry_after} s", "reason": exc.reason}
         return JSONResponse(body, status_code=429, headers={"Retry-After": exc.retry_after})
 

@@ -51,10 +51,11 @@ class TokenBucket:
 
 
 class TooManyRequests(Exception):
-    def __init__(self, reason: str, retry_after_s: float) -> None:
+    def __init__(self, reason: str, retry_after_s: float, tenant: str) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
+        self.tenant = tenant
 
     @property
     def retry_after(self) -> str:
@@ -96,7 +97,7 @@ class Tenants:
         bucket = self.buckets.setdefault(tenant.name, TokenBucket(tenant.rate_per_s, tokens=tenant.rate_per_s))
         wait_s = bucket.take()
         if wait_s > 0:
-            raise TooManyRequests("rate_limit", wait_s)
+            raise TooManyRequests("rate_limit", wait_s, tenant.name)
 
 
 def load_tenants(settings: Settings) -> dict[str, Tenant]:

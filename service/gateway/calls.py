@@ -16,9 +16,11 @@ from fastapi import HTTPException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service import logs, metrics
 from service.gateway.auth import TooManyRequests, current_tenant
 from service.gateway.limits import check_judge, judge_run_s, resolve_limits, run_budget_s
 from service.gateway.state import GatewayState
+from service.gateway.telemetry import note_language
 from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -43,6 +45,7 @@ def new_job(
     limits = resolve_limits(request, state.settings)
     if judge is not None:
         check_judge(judge, limits, state.settings)
+    note_language(request.language)
     now = time.time()
     return Job(
         id=uuid.uuid4().hex,
@@ -52,6 +55,7 @@ def new_job(
         enqueued_at=now,
         start_by=now + queue_wait_s,
         reply_to=reply_to,
+        request_id=logs.request_id.get(),
     )
 
 
@@ -72,9 +76,11 @@ async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
     try:
         refusal = await state.admission.admit(tenant.name, len(jobs), settings.max_queue_depth, tenant.max_in_flight)
         if refusal is not None:
-            raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S)
+            raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S, tenant.name)
         try:
             await state.queue.enqueue_many(jobs, settings.result_ttl_s)
+            for job in jobs:
+                metrics.JOBS_ENQUEUED.labels(job.request.language).inc()
         except BaseException:
             with contextlib.suppress(*REDIS_DOWN):
                 await state.admission.release(tenant.name, len(jobs))

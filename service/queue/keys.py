@@ -28,6 +28,10 @@ class Keys:
         """Sorted set: worker id -> time of its last heartbeat."""
         return f"{self.prefix}:heartbeats"
 
+    def worker_slots(self, worker_id: str) -> str:
+        """A worker's "busy total" sandbox slots, refreshed with its heartbeat and expiring with it."""
+        return f"{self.prefix}:worker-slots:{worker_id}"
+
     @property
     def attempts(self) -> str:
         """Hash: job id -> deliveries beyond the first (worker died while running it)."""

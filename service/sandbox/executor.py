@@ -14,8 +14,10 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
+from service import metrics
 from service.config import Settings
 from service.languages import LanguageSpec, language_specs
 from service.models import ExecutionResult, Job, StageResult, Status
@@ -246,12 +248,17 @@ class Sandbox:
     ) -> ProcessOutcome:
         if self.zygotes is not None:
             zygote = self.zygotes.pick(slot, program, workspace)
+            started = time.perf_counter()
             try:
-                return await zygote.run(program, stdin, timeout_s, output_cap, rlimits)
+                outcome = await zygote.run(program, stdin, timeout_s, output_cap, rlimits)
+                metrics.SANDBOX_LAUNCH.labels("warm").observe(time.perf_counter() - started)
+                return outcome
             except ZygoteFailed as exc:
+                metrics.ZYGOTE_FAILURES.inc()
                 log.warning("%s zygote of slot %d failed (%s); running the call cold", zygote.spec.name, slot, exc)
+        started = time.perf_counter()
         with SeccompFd(self.seccomp_bpf) as fd:
-            return await run_process(
+            outcome = await run_process(
                 self.profile.command(workspace, program, fd),
                 stdin,
                 timeout_s,
@@ -260,3 +267,5 @@ class Sandbox:
                 user=self.slot_uid(slot),
                 pass_fds=(fd,),
             )
+        metrics.SANDBOX_LAUNCH.labels("cold").observe(time.perf_counter() - started)
+        return outcome

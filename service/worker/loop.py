@@ -22,9 +22,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service import logs, metrics
 from service.config import Settings
 from service.models import ExecutionResult, Status
 from service.queue.redis_queue import Claimed, RedisQueue
+from service.queue.stats import report_slots
 from service.sandbox.executor import Sandbox
 from service.worker.runner import JobRunner
 from service.worker.sessions import SessionHost
@@ -52,6 +54,12 @@ class Worker:
         self.runner = JobRunner(settings, queue, sandbox, self.id, self.free_slots)
         self.sessions = SessionHost(settings, queue, sandbox, self.id)
         self._last_reclaim = 0.0
+        metrics.SLOTS_TOTAL.set(settings.worker_concurrency)
+        metrics.SLOTS_BUSY.set_function(lambda: self.busy_slots)
+
+    @property
+    def busy_slots(self) -> int:
+        return self.settings.worker_concurrency - len(self.free_slots)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -103,7 +111,10 @@ class Worker:
             reclaimed = await self.queue.reclaim_stale(
                 self.id, self.settings.reclaim_idle_s, count, self.settings.max_attempts
             )
+            metrics.RECLAIMED.inc(len(reclaimed.claimed))
+            metrics.EXHAUSTED.inc(len(reclaimed.exhausted))
             for item in reclaimed.exhausted:
+                log.warning("job %s abandoned %d times, giving up", item.job.id, self.settings.max_attempts)
                 reason = f"abandoned by a dead worker {self.settings.max_attempts} times"
                 await self._publish(item, ExecutionResult(id=item.job.id, status=Status.sandbox_error, reason=reason))
             claimed += reclaimed.claimed
@@ -124,6 +135,9 @@ class Worker:
 
     async def _handle(self, claimed: Claimed, slot: int) -> None:
         job = claimed.job
+        # This task's own context: every line logged while it runs names the job and its request.
+        logs.job_id.set(job.id)
+        logs.request_id.set(job.request_id)
         started = time.time()
         if started > job.start_by:
             result = ExecutionResult(id=job.id, status=Status.expired, reason="its caller stopped waiting while queued")
@@ -132,6 +146,7 @@ class Worker:
         result.queued_ms = round(max(0.0, started - job.enqueued_at) * 1000, 3)
         result.worker = self.id
         await self._publish(claimed, result)
+        record_job(job.request.language, result, time.time() - started)
 
     async def _publish(self, claimed: Claimed, result: ExecutionResult) -> None:
         """Retry through a Redis outage; if we stop first, the entry stays pending and is redelivered."""
@@ -149,6 +164,14 @@ class Worker:
         while True:
             with contextlib.suppress(*REDIS_DOWN):
                 await self.queue.heartbeat(self.id, self.settings.heartbeat_ttl_s)
+                await report_slots(
+                    self.queue.redis,
+                    self.queue.keys,
+                    self.id,
+                    self.busy_slots,
+                    self.settings.worker_concurrency,
+                    self.settings.heartbeat_ttl_s,
+                )
                 await self.queue.touch(self.id, list(self.running))
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
@@ -160,3 +183,13 @@ class Worker:
             except REDIS_DOWN as exc:
                 log.warning("waiting for Redis (%s)", exc)
                 await asyncio.sleep(RETRY_DELAY_S)
+
+
+def record_job(language: str, result: ExecutionResult, handled_s: float) -> None:
+    metrics.JOBS_DONE.labels(language, result.status).inc()
+    metrics.QUEUE_WAIT.labels(language).observe(result.queued_ms / 1000)
+    metrics.EXECUTION.labels(language).observe(handled_s)
+    log.debug(
+        "job done",
+        extra={"status": result.status.value, "queued_ms": result.queued_ms, "duration_ms": result.duration_ms},
+    )

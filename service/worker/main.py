@@ -10,6 +10,7 @@ from service.config import Settings
 from service.queue.redis_queue import RedisQueue, connect
 from service.sandbox.executor import Sandbox
 from service.worker.loop import Worker
+from service.worker.metrics_server import metrics_server
 
 
 async def serve_worker(settings: Settings) -> None:
@@ -27,7 +28,8 @@ async def serve_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)
     try:
-        await worker.run()
+        async with metrics_server(settings.worker_metrics_host, settings.worker_metrics_port):
+            await worker.run()
     finally:
         await redis.aclose()
         await sandbox.aclose()

@@ -1,0 +1,139 @@
+"""The gateway's telemetry: request ids, per-request metrics, `/metrics`, and the queue sampler.
+
+`TelemetryMiddleware` (plain ASGI, a few microseconds per request) takes the caller's `X-Request-ID`
+or makes one, returns it, and counts each request by route template, status code and the language
+of the code it ran (`note_language`, called where jobs are built). Queue-wide gauges come from
+`sample_queue_forever`, one Redis read every `metrics_sample_interval_s`, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import logs, metrics
+from service.config import Settings
+from service.queue.redis_queue import RedisQueue
+from service.queue.stats import read_stats
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = b"x-request-id"
+# A caller's id is kept when it is short and printable; anything else is replaced, not echoed.
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
+NO_LANGUAGE = "none"
+
+router = APIRouter()
+
+
+@dataclass
+class CallLabels:
+    language: str = NO_LANGUAGE
+
+
+call_labels: ContextVar[CallLabels | None] = ContextVar("call_labels", default=None)
+
+
+def note_language(language: str) -> None:
+    """Label the current request with the language it runs (`mixed` for a batch of several)."""
+    labels = call_labels.get()
+    if labels is None:
+        return
+    labels.language = language if labels.language in (NO_LANGUAGE, language) else "mixed"
+
+
+def incoming_request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            text: str = value.decode("latin-1")
+            if VALID_REQUEST_ID.fullmatch(text):
+                return text
+    return uuid.uuid4().hex
+
+
+class TelemetryMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope)
+        labels = CallLabels()
+        request_token = logs.request_id.set(request_id)
+        labels_token = call_labels.set(labels)
+        code = 500
+        started = time.perf_counter()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.HTTP_REQUESTS.labels(template, str(code)).inc()
+            metrics.HTTP_DURATION.labels(template, labels.language).observe(time.perf_counter() - started)
+            call_labels.reset(labels_token)
+            logs.request_id.reset(request_token)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    return Response(metrics.exposition(metrics.GATEWAY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def sample_queue(queue: RedisQueue, settings: Settings) -> None:
+    stats = await read_stats(queue.redis, queue.keys, settings.heartbeat_ttl_s)
+    metrics.QUEUE_DEPTH.set(stats.depth)
+    metrics.QUEUE_WAITING.set(stats.waiting)
+    metrics.QUEUE_RUNNING.set(stats.running)
+    metrics.QUEUE_OLDEST_AGE.set(stats.oldest_age_s)
+    metrics.QUEUE_OLDEST_WAITING_AGE.set(stats.oldest_waiting_age_s)
+    metrics.WORKERS_LIVE.set(len(stats.workers))
+    metrics.SLOTS.labels("busy").set(stats.slots_busy)
+    metrics.SLOTS.labels("free").set(max(0, stats.slots_total - stats.slots_busy))
+    # Only the workers alive now: a gone worker's series disappear instead of lingering.
+    metrics.LIVE_WORKER_SLOTS.clear()
+    for worker in stats.workers:
+        metrics.LIVE_WORKER_SLOTS.labels(worker.id, "busy").set(worker.busy)
+        metrics.LIVE_WORKER_SLOTS.labels(worker.id, "free").set(max(0, worker.total - worker.busy))
+
+
+async def sample_queue_forever(queue: RedisQueue, settings: Settings) -> None:
+    while True:
+        try:
+            await sample_queue(queue, settings)
+        except (RedisError, OSError) as exc:
+            log.debug("queue sample failed: %s", exc)
+        await asyncio.sleep(settings.metrics_sample_interval_s)
+
+
+@contextlib.asynccontextmanager
+async def queue_sampler(queue: RedisQueue, settings: Settings) -> AsyncIterator[None]:
+    task = asyncio.create_task(sample_queue_forever(queue, settings), name="queue-sampler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

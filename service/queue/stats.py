@@ -1,0 +1,91 @@
+"""What the queue looks like right now: depth, ages, live workers and their slots.
+
+Read in two round trips by the gateway's metrics sampler and by `sandpit top`, never per request.
+Entries are deleted from the stream once answered, so its first entry is the oldest unanswered job,
+and the first entry after the group's last-delivered id is the oldest one no worker has taken yet.
+Workers report their busy slots with every heartbeat, under a key that expires with it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from service.queue.keys import Keys
+
+
+@dataclass(frozen=True)
+class WorkerSlots:
+    id: str
+    busy: int
+    total: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    depth: int
+    waiting: int
+    running: int
+    oldest_age_s: float
+    oldest_waiting_age_s: float
+    workers: list[WorkerSlots] = field(default_factory=list)
+
+    @property
+    def slots_busy(self) -> int:
+        return sum(worker.busy for worker in self.workers)
+
+    @property
+    def slots_total(self) -> int:
+        return sum(worker.total for worker in self.workers)
+
+
+def entry_age_s(entry_id: bytes | str, now: float) -> float:
+    """Stream entry ids start with their creation time in milliseconds."""
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return max(0.0, now - int(raw.split("-", 1)[0]) / 1000)
+
+
+async def report_slots(redis: aioredis.Redis, keys: Keys, worker_id: str, busy: int, total: int, ttl_s: float) -> None:
+    await redis.set(keys.worker_slots(worker_id), f"{busy} {total}", px=int(ttl_s * 1000))
+
+
+async def read_stats(redis: aioredis.Redis, keys: Keys, heartbeat_ttl_s: float) -> QueueStats:
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(keys.jobs)
+        pipe.xinfo_groups(keys.jobs)
+        pipe.xrange(keys.jobs, count=1)
+        pipe.zrangebyscore(keys.workers, now - heartbeat_ttl_s, "+inf")
+        replies = await pipe.execute(raise_on_error=False)
+    # Before the first job the stream does not exist, and XINFO answers with an error.
+    depth_reply, groups, first, live = [None if isinstance(r, ResponseError) else r for r in replies]
+    depth = int(depth_reply or 0)
+    group = next((g for g in groups or [] if _text(g["name"]) == keys.group), None)
+    running = int(group["pending"]) if group else 0
+    waiting = max(0, depth - running)
+    worker_ids = [_text(worker) for worker in live or []]
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xrange(keys.jobs, min=f"({_text(group['last-delivered-id'])}" if group else "-", count=1)
+        pipe.mget([keys.worker_slots(worker) for worker in worker_ids] or [keys.worker_slots("")])
+        next_waiting, slots = await pipe.execute()
+    return QueueStats(
+        depth=depth,
+        waiting=waiting,
+        running=running,
+        oldest_age_s=entry_age_s(first[0][0], now) if first else 0.0,
+        oldest_waiting_age_s=entry_age_s(next_waiting[0][0], now) if next_waiting and waiting else 0.0,
+        workers=[_slots(worker, raw) for worker, raw in zip(worker_ids, slots, strict=False)],
+    )
+
+
+def _slots(worker_id: str, raw: bytes | None) -> WorkerSlots:
+    busy, _, total = (raw or b"0 0").decode().partition(" ")
+    return WorkerSlots(worker_id, int(busy), int(total or 0))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
