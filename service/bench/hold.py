@@ -2,7 +2,8 @@
 
 Single calls each hold a connection of their own; when the server offers batches, part of the load
 goes as 1,000-call batches instead, the way a training step fans out. Connections are opened at a
-steady pace so the test measures holding calls, not surviving a connection storm. The gateway's RSS is read before, at its peak and after.
+steady pace so the test measures holding calls, not surviving a connection storm. The gateway's RSS
+is read before, at its peak and after.
 """
 
 from __future__ import annotations
