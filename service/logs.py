@@ -49,4 +49,7 @@ def configure_logging(settings: Settings) -> None:
     """Root logger to stderr in the chosen format; uvicorn's loggers propagate to it."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    level = logging.getLevelName(settings.log_level.upper())
+    # `debug` is for our own lines (one per job); libraries stay at `info`, or their chatter drowns them.
+    logging.basicConfig(level=max(level, logging.INFO), handlers=[handler], force=True)
+    logging.getLogger("service").setLevel(level)

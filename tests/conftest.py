@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -67,12 +68,19 @@ THROTTLED_KEY = "sp-test-throttled"
 
 
 def free_port_pair() -> int:
-    """A port p with p + 1 also free: `sandpit up` gives its second worker's metrics p + 1."""
+    """A port p with p + 1 also free: `sandpit up` gives its second worker's metrics p + 1.
+
+    Picked below the kernel's ephemeral range, so no outgoing connection takes p + 1 meanwhile.
+    """
     while True:
-        port = free_port()
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+        port = random.randrange(20000, 32000)
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
 
 
 @pytest.fixture(scope="session")

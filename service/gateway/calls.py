@@ -20,7 +20,7 @@ from service import logs, metrics
 from service.gateway.auth import TooManyRequests, current_tenant
 from service.gateway.limits import check_judge, judge_run_s, resolve_limits, run_budget_s
 from service.gateway.state import GatewayState
-from service.gateway.telemetry import note_language
+from service.gateway.telemetry import note_job
 from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -45,9 +45,8 @@ def new_job(
     limits = resolve_limits(request, state.settings)
     if judge is not None:
         check_judge(judge, limits, state.settings)
-    note_language(request.language)
     now = time.time()
-    return Job(
+    job = Job(
         id=uuid.uuid4().hex,
         request=request,
         limits=limits,
@@ -57,6 +56,8 @@ def new_job(
         reply_to=reply_to,
         request_id=logs.request_id.get(),
     )
+    note_job(job)
+    return job
 
 
 def wait_budget_s(state: GatewayState, job: Job) -> float:

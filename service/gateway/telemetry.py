@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import logs, metrics
 from service.config import Settings
+from service.models import Job
 from service.queue.redis_queue import RedisQueue
 from service.queue.stats import read_stats
 
@@ -35,6 +36,8 @@ REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept when it is short and printable; anything else is replaced, not echoed.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 NO_LANGUAGE = "none"
+# The debug line of a batch request names its first jobs only.
+MAX_LOGGED_JOB_IDS = 10
 
 router = APIRouter()
 
@@ -42,17 +45,21 @@ router = APIRouter()
 @dataclass
 class CallLabels:
     language: str = NO_LANGUAGE
+    job_ids: list[str] = field(default_factory=list)
 
 
 call_labels: ContextVar[CallLabels | None] = ContextVar("call_labels", default=None)
 
 
-def note_language(language: str) -> None:
-    """Label the current request with the language it runs (`mixed` for a batch of several)."""
+def note_job(job: Job) -> None:
+    """Label the current request with the language it runs (`mixed` for a batch of several) and its job."""
     labels = call_labels.get()
     if labels is None:
         return
+    language = job.request.language
     labels.language = language if labels.language in (NO_LANGUAGE, language) else "mixed"
+    if len(labels.job_ids) < MAX_LOGGED_JOB_IDS:
+        labels.job_ids.append(job.id)
 
 
 def incoming_request_id(scope: Scope) -> str:
@@ -92,9 +99,22 @@ class TelemetryMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             metrics.HTTP_REQUESTS.labels(template, str(code)).inc()
-            metrics.HTTP_DURATION.labels(template, labels.language).observe(time.perf_counter() - started)
+            elapsed_s = time.perf_counter() - started
+            metrics.HTTP_DURATION.labels(template, labels.language).observe(elapsed_s)
+            if log.isEnabledFor(logging.DEBUG):
+                log_request(scope, template, code, elapsed_s, labels)
             call_labels.reset(labels_token)
             logs.request_id.reset(request_token)
+
+
+def log_request(scope: Scope, route: str, code: int, elapsed_s: float, labels: CallLabels) -> None:
+    fields: dict[str, object] = {"method": scope["method"], "route": route, "code": code}
+    fields["duration_ms"] = round(elapsed_s * 1000, 3)
+    if len(labels.job_ids) == 1:
+        fields["job_id"] = labels.job_ids[0]
+    elif labels.job_ids:
+        fields["job_ids"] = labels.job_ids
+    log.debug("%s %s %d", scope["method"], scope["path"], code, extra=fields)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -191,5 +191,10 @@ def record_job(language: str, result: ExecutionResult, handled_s: float) -> None
     metrics.EXECUTION.labels(language).observe(handled_s)
     log.debug(
         "job done",
-        extra={"status": result.status.value, "queued_ms": result.queued_ms, "duration_ms": result.duration_ms},
+        extra={
+            "language": language,
+            "status": result.status.value,
+            "queued_ms": result.queued_ms,
+            "duration_ms": result.duration_ms,
+        },
     )

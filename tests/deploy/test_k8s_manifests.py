@@ -2,8 +2,9 @@
 
 No cluster, kubectl or kustomize runs here, so the kustomization is rendered in Python (resources plus
 image overrides, all it uses) and each built-in object is validated with `kubernetes-validate`. KEDA's
-ScaledObject and the Prometheus Operator's ServiceMonitor have no schema in that package; their fields
-are checked one by one instead, against the code they must agree with (stream and group names).
+ScaledObject and the Prometheus Operator's ServiceMonitor and PodMonitor have no schema in that package;
+their fields are checked one by one instead, against the code they must agree with (stream and group
+names, ports).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from service.queue.keys import Keys
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 SECCOMP_PROFILE = Path(__file__).resolve().parents[2] / "deploy" / "seccomp" / "sandpit-worker.json"
 KUBERNETES_VERSION = "1.33.0"
-CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor")}
+CUSTOM_KINDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+}
 NAMESPACE_SYSCALLS = {"clone", "mount", "pivot_root", "sethostname", "umount2", "unshare"}
 
 Obj = dict[str, Any]
@@ -80,7 +85,7 @@ def test_the_validator_rejects_an_unknown_field(objects: list[Obj]) -> None:
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
-def test_only_keda_and_servicemonitor_are_custom_kinds(objects: list[Obj]) -> None:
+def test_only_keda_and_prometheus_monitors_are_custom_kinds(objects: list[Obj]) -> None:
     assert {(o["apiVersion"], o["kind"]) for o in objects} & CUSTOM_KINDS == CUSTOM_KINDS
 
 
@@ -110,6 +115,20 @@ def test_service_monitor_scrapes_the_gateway_service(objects: list[Obj]) -> None
     service = find(objects, "Service", "gateway")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
+
+
+def test_pod_monitor_scrapes_the_port_the_workers_serve_metrics_on(objects: list[Obj]) -> None:
+    monitor = find(objects, "PodMonitor", "worker")
+    worker = find(objects, "Deployment", "worker")
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= worker["spec"]["template"]["metadata"]["labels"].items()
+    )
+    port = next(p for p in container["ports"] if p["name"] == monitor["spec"]["podMetricsEndpoints"][0]["port"])
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["SANDPIT_WORKER_METRICS_PORT"] == str(port["containerPort"])
+    policy = find(objects, "NetworkPolicy", "worker-egress-redis-only")
+    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [port["containerPort"]]
 
 
 def test_grace_period_outlasts_the_longest_call(objects: list[Obj]) -> None:
