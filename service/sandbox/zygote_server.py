@@ -4,19 +4,22 @@ Runs inside a long-lived bubblewrap sandbox of one worker slot (own user and net
 root, the slot's workspace at /workspace), in the sandbox's interpreter, with the heavy modules
 already imported. Standard library and `seccomp` only: it never imports the service.
 
-For every call a chain of processes is forked *before* the call arrives, so no fork is on the
-critical path:
+Its processes:
 
-    zygote ── A: new pid, mount and ipc namespaces; waits for G, dies with the zygote
-              └─ G: pid 1 of the call; fresh /proc and /tmp; reaps, reports H's exit status
-                 └─ H: waits for the request, then takes the call's stdin/stdout/stderr, limits,
-                       drops every capability, loads the seccomp filter and runs the program
-                       (Python in-process from the warm image, anything else by exec)
+    zygote ── A: made a new pid and mount namespace, waits for G; dies with the zygote
+              └─ G: pid 1 of that namespace for the slot's calls, one after another; own /proc
+                 └─ H: one per call, forked by G *before* the call arrives. When it comes, H enters
+                       its own mount and ipc namespaces (a fresh /tmp), takes the call's
+                       stdin/stdout/stderr and limits, drops every capability, loads the seccomp
+                       filter and runs the program (Python in-process from the warm image, anything
+                       else by exec)
 
 The worker sends one request per call on the control socket (a small JSON message plus the three
-pipe ends); the zygote hands it to the waiting H, enforces the wall clock by killing A (G and with it
-the whole pid namespace die with A), and answers with the exit status G reported. The status comes
-from G, which is pid 1 of the call and out of the call's reach, never from the call itself.
+pipe ends). The zygote passes it to G, G to the waiting H. G enforces the deadline, then kills and
+reaps every other process of its namespace (whatever the call left running: daemons, setsid, double
+forks) and only then reports H's exit status, so nothing of a call outlives its answer. The status
+comes from G, which the call cannot reach (pid 1 ignores its signals, and is not dumpable), never from
+the call itself. One fork per call, off the critical path; if G dies, the zygote makes a new A and G.
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 0x40000
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP = 1, 4, 22
+SECCOMP_MODE_FILTER, SOCK_FILTER_SIZE = 2, 8
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
+# How long past a call's deadline the zygote waits for its init's report before replacing the init.
+INIT_GRACE_S = 2.0
 MAX_MESSAGE = 65536
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -56,6 +62,24 @@ def check(result: int, what: str) -> None:
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     encoded = [value.encode() if value is not None else None for value in (source, target, fstype, data)]
     check(libc.mount(encoded[0], encoded[1], encoded[2], flags, encoded[3]), f"mount {target}")
+
+
+class SockFilterProgram(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def compiled_filter(policy: object) -> bytes:
+    """The policy as BPF, compiled once: loading it per call is then one prctl, not a compile."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as out:
+        policy.export_bpf(out)  # type: ignore[attr-defined]
+    with os.fdopen(read_end, "rb") as source:
+        return source.read()
+
+
+def load_filter(bpf: bytes) -> None:
+    program = SockFilterProgram(len(bpf) // SOCK_FILTER_SIZE, bpf)
+    check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp")
 
 
 def drop_capabilities() -> None:
@@ -140,11 +164,15 @@ def exit_code_of(exit_request: SystemExit) -> int:
     return 1
 
 
-def run_call(handoff: socket.socket, policy: object) -> None:
+def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
     """H: wait for the request, then become the call."""
-    message, fds, _, _ = socket.recv_fds(handoff, MAX_MESSAGE, 3)
-    handoff.close()
+    message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 3)
+    channel.close()
     request = json.loads(message)
+    # Own mount and ipc namespaces: a fresh /tmp, and no SysV objects shared with the calls before.
+    check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_options)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     os.closerange(3, 65536)
@@ -152,62 +180,24 @@ def run_call(handoff: socket.socket, policy: object) -> None:
     script = python_file_of(request["argv"])
     apply_limits(request, in_process=script is not None)
     drop_capabilities()
-    policy.load()  # type: ignore[attr-defined]
+    load_filter(policy)
     if script is not None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os._exit(run_python(script))
     os.execv(request["argv"][0], request["argv"])
 
 
-def be_init(handoff: socket.socket, policy: object, tmp_options: str) -> None:
-    """G: pid 1 of the call. Mount its own /proc and /tmp, start H, reap, report H's status."""
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    # Not dumpable: the call cannot open /proc/1/* of its init.
-    libc.prctl(PR_SET_DUMPABLE, 0)
-    mount("none", "/", None, MS_REC | MS_PRIVATE)
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_options)
-    call = os.fork()
-    if call == 0:
-        try:
-            run_call(handoff, policy)
-        finally:
-            os._exit(EXIT_SETUP_FAILED)
-    while True:
-        pid, status = os.wait()
-        if pid == call:
-            break
-    signalled = os.WIFSIGNALED(status)
-    report = {"signal": os.WTERMSIG(status)} if signalled else {"exit_code": os.WEXITSTATUS(status)}
-    handoff.send(json.dumps(report).encode())
-    os._exit(0)
+class CallProcess:
+    """H, forked by G before its call arrives, waiting on its end of a socket pair."""
 
-
-def enter_call_namespaces(handoff: socket.socket, policy: object, tmp_options: str) -> None:
-    """A: new namespaces for the call, then G as their pid 1; lives exactly as long as G."""
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    check(libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
-    init = os.fork()
-    if init == 0:
-        try:
-            be_init(handoff, policy, tmp_options)
-        finally:
-            os._exit(EXIT_SETUP_FAILED)
-    handoff.close()
-    os.waitpid(init, 0)
-    os._exit(0)
-
-
-class Chain:
-    """One pre-forked A-G-H chain waiting for its call."""
-
-    def __init__(self, control: socket.socket, policy: object, tmp_options: str) -> None:
-        self.handoff, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    def __init__(self, policy: bytes, tmp_options: str, keep: list[socket.socket]) -> None:
+        self.channel, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                control.close()
-                self.handoff.close()
-                enter_call_namespaces(child_end, policy, tmp_options)
+                for sock in (*keep, self.channel):
+                    sock.close()
+                run_call(child_end, policy, tmp_options)
             finally:
                 os._exit(EXIT_SETUP_FAILED)
         child_end.close()
@@ -216,63 +206,133 @@ class Chain:
     def run(self, message: bytes, fds: list[int], timeout_s: float) -> dict[str, Any]:
         started = time.monotonic()
         try:
-            socket.send_fds(self.handoff, [message], fds)
+            socket.send_fds(self.channel, [message], fds)
         finally:
             for fd in fds:
                 os.close(fd)
         finished, _, _ = select.select([self.pidfd], [], [], timeout_s)
-        timed_out = not finished
-        if timed_out:
-            os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
         duration_ms = (time.monotonic() - started) * 1000
-        os.close(self.pidfd)
-        report = self._report()
-        self.handoff.close()
-        if timed_out:
+        if not finished:
             return {"timed_out": True, "signal": signal.SIGKILL, "duration_ms": duration_ms}
-        if report is None:
-            return {"error": "the call's init ended without a status", "duration_ms": duration_ms}
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        signalled = os.WIFSIGNALED(status)
+        report = {"signal": os.WTERMSIG(status)} if signalled else {"exit_code": os.WEXITSTATUS(status)}
         return {**report, "timed_out": False, "duration_ms": duration_ms}
 
-    def abandon(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.pidfd)
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        self.handoff.close()
+    def close(self) -> None:
+        os.close(self.pidfd)
+        self.channel.close()
 
-    def _report(self) -> dict[str, Any] | None:
-        self.handoff.setblocking(False)
+
+def kill_everything_else() -> None:
+    """From pid 1: SIGKILL every other process of the namespace and reap them all."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(-1, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.wait()
+
+
+def be_init(link: socket.socket, policy: bytes, tmp_options: str) -> None:
+    """G: pid 1 of the slot's call namespace, for as long as it lives. Per call: hand the request to
+    the waiting H, enforce the deadline, then kill and reap whatever the call left, and only then
+    report, so nothing of a call still runs when the worker empties the workspace for the next."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # Not dumpable: a call cannot open /proc/1/*. Default SIGINT: as pid 1 it then ignores the
+    # signals a call sends it; only the zygote's namespace can kill it.
+    libc.prctl(PR_SET_DUMPABLE, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    while True:
+        call = CallProcess(policy, tmp_options, [link])
+        message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, 3)
+        if not message:
+            os._exit(0)
+        request = json.loads(message)
         try:
-            report: dict[str, Any] = json.loads(self.handoff.recv(MAX_MESSAGE))
-            return report
-        except (BlockingIOError, ValueError):
-            return None
+            report = call.run(message, fds, request["timeout_s"])
+        except OSError as exc:
+            report = {"error": f"the call could not start: {exc}"}
+        kill_everything_else()
+        call.close()
+        link.send(json.dumps(report).encode())
+
+
+class CallNamespace:
+    """A and G: A makes a new pid namespace and forks G into it as pid 1, then only waits for G."""
+
+    def __init__(self, control: socket.socket, policy: bytes, tmp_options: str) -> None:
+        self.link, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                control.close()
+                self.link.close()
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                check(libc.unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare")
+                init = os.fork()
+                if init == 0:
+                    try:
+                        be_init(child_end, policy, tmp_options)
+                    finally:
+                        os._exit(EXIT_SETUP_FAILED)
+                child_end.close()
+                os.waitpid(init, 0)
+            finally:
+                os._exit(EXIT_SETUP_FAILED)
+        child_end.close()
+        self.pidfd = os.pidfd_open(self.pid)
+
+    def run(self, message: bytes, fds: list[int], timeout_s: float) -> dict[str, Any] | None:
+        """G's report of one call, or None if G died (A then exits too)."""
+        try:
+            socket.send_fds(self.link, [message], fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        ready, _, _ = select.select([self.link.fileno(), self.pidfd], [], [], timeout_s + INIT_GRACE_S)
+        if self.link.fileno() in ready:
+            with contextlib.suppress(ConnectionError):
+                raw = self.link.recv(MAX_MESSAGE)
+                if raw:
+                    report: dict[str, Any] = json.loads(raw)
+                    return report
+        return None
+
+    def close(self) -> None:
+        """Kill A (and with it G and its namespace), and reap A."""
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        os.close(self.pidfd)
+        self.link.close()
 
 
 def serve(control: socket.socket, tmp_options: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from seccomp_policy import make_filter  # type: ignore[import-not-found]
 
-    policy = make_filter()
+    policy = compiled_filter(make_filter())
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()
     gc.freeze()
     control.send(json.dumps({"ready": True, "modules": sorted(sys.modules)}).encode())
+    namespace = CallNamespace(control, policy, tmp_options)
     while True:
-        chain = Chain(control, policy, tmp_options)
         message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 3)
         if not message:
             return
         request = json.loads(message)
-        try:
-            answer = chain.run(message, fds, request["timeout_s"])
-        except OSError as exc:
-            chain.abandon()
-            answer = {"error": f"the call could not start: {exc}"}
-        control.send(json.dumps({**answer, "id": request["id"]}).encode())
+        report = namespace.run(message, fds, request["timeout_s"])
+        if report is None:
+            # G died or stopped answering: a fresh namespace for the next call.
+            namespace.close()
+            namespace = CallNamespace(control, policy, tmp_options)
+            report = {"error": "the call's init died"}
+        control.send(json.dumps({**report, "id": request["id"]}).encode())
 
 
 def main() -> None:
