@@ -71,11 +71,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+# Sandbox uids of the i-th local worker start at sandbox_uid_base + i * UID_STRIDE: workers on one host
+# must not share slot uids, or they share the per-uid process limit (and a fork bomb's effects).
+UID_STRIDE = 2000
+
+
 def worker_env(settings: Settings, index: int) -> dict[str, str]:
-    """The i-th local worker serves its metrics on worker_metrics_port + i, so none collide."""
-    if settings.worker_metrics_port == 0:
-        return {}
-    return {"SANDPIT_WORKER_METRICS_PORT": str(settings.worker_metrics_port + index)}
+    """What differs between local workers: their sandbox uids, and their metrics ports."""
+    env = {"SANDPIT_SANDBOX_UID_BASE": str(settings.sandbox_uid_base + index * UID_STRIDE)}
+    if settings.worker_metrics_port != 0:
+        env["SANDPIT_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + index)
+    return env
 
 
 class LocalStack:
