@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 COMPILE_OUTPUT_CAP = 64 * 1024
+BWRAP_FAILED = 1
 # What a program prints when the address-space limit refused it memory (Python, C++, bash/glibc).
 MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"cannot allocate memory")
 
@@ -268,4 +269,7 @@ class Sandbox:
                 pass_fds=(fd,),
             )
         metrics.SANDBOX_LAUNCH.labels("cold").observe(time.perf_counter() - started)
+        if outcome.exit_code == BWRAP_FAILED and outcome.stderr.data.startswith(b"bwrap: "):
+            # bubblewrap could not build the sandbox (the program never ran): our failure, not the call's.
+            raise SandboxUnavailable(outcome.stderr.data.decode(errors="replace").strip())
         return outcome

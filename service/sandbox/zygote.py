@@ -174,6 +174,8 @@ class Zygote:
                 await asyncio.wait_for(io, ANSWER_GRACE_S)
         if "error" in answer:
             raise ZygoteFailed(str(answer["error"]))
+        if answer.get("setup_failed"):
+            raise ZygoteFailed(f"the call's sandbox could not be set up: {stderr.data[-500:].decode(errors='replace')}")
         if answer.get("id") != request["id"]:
             await self.stop()
             raise ZygoteFailed(f"answer {answer.get('id')} to request {request['id']}")

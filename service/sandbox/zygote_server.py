@@ -49,6 +49,7 @@ EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 2.0
 MAX_MESSAGE = 65536
+STARTED = b"started"
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -167,7 +168,6 @@ def exit_code_of(exit_request: SystemExit) -> int:
 def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
     """H: wait for the request, then become the call."""
     message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 3)
-    channel.close()
     request = json.loads(message)
     # Own mount and ipc namespaces: a fresh /tmp, and no SysV objects shared with the calls before.
     check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
@@ -175,12 +175,16 @@ def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_options)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
-    os.closerange(3, 65536)
+    os.closerange(3, channel.fileno())
+    os.closerange(channel.fileno() + 1, 65536)
     os.chdir("/workspace")
     script = python_file_of(request["argv"])
     apply_limits(request, in_process=script is not None)
     drop_capabilities()
     load_filter(policy)
+    # Tells G that what follows is the program's doing: an exit before this is a sandbox failure.
+    channel.send(STARTED)
+    channel.close()
     if script is not None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os._exit(run_python(script))
@@ -218,7 +222,16 @@ class CallProcess:
         self.pid = 0
         signalled = os.WIFSIGNALED(status)
         report = {"signal": os.WTERMSIG(status)} if signalled else {"exit_code": os.WEXITSTATUS(status)}
+        if not self._started():
+            report["setup_failed"] = True
         return {**report, "timed_out": False, "duration_ms": duration_ms}
+
+    def _started(self) -> bool:
+        self.channel.setblocking(False)
+        try:
+            return self.channel.recv(16) == STARTED
+        except OSError:
+            return False
 
     def close(self) -> None:
         os.close(self.pidfd)
