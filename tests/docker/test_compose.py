@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from tests.calls import execute
 from tests.docker.conftest import ComposeStack
 
 # The first session builds the images (debootstrap, apt, wheels): minutes, not the default 300 s.
@@ -16,13 +17,6 @@ pytestmark = pytest.mark.timeout(1800)
 
 CALLS_IN_FLIGHT = 300
 NUMPY_SYMPY = "import numpy as np, sympy as sp\nprint(int(np.arange(5).sum()), sp.factor('x**2-1'))"
-
-
-def execute(api: httpx.Client, **body: object) -> dict[str, object]:
-    response = api.post("/v1/execute", json=body)
-    assert response.status_code == 200, response.text
-    result: dict[str, object] = response.json()
-    return result
 
 
 @pytest.mark.parametrize(

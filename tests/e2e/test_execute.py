@@ -8,13 +8,7 @@ import httpx
 import pytest
 
 from service.stack import LocalStack
-
-
-def execute(api: httpx.Client, **body: object) -> dict[str, object]:
-    response = api.post("/v1/execute", json=body)
-    assert response.status_code == 200, response.text
-    result: dict[str, object] = response.json()
-    return result
+from tests.calls import execute
 
 
 @pytest.mark.parametrize(
