@@ -39,6 +39,7 @@ test-fast: venv
 # Figures of the brief's table: one JSON line per scenario, saved under benchmarks/results/ with a plot.
 bench: deps venv
 	$(BIN)/sandpit bench
+	$(BIN)/python -m service.bench.refusal
 
 bench-quick: deps venv
 	$(BIN)/sandpit bench --quick
