@@ -182,6 +182,17 @@ class LocalStack:
                     return code or 1
             time.sleep(0.2)
 
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         # Gateway and workers first (newest first) so they finish their calls while Redis still runs.
         for _, child, _ in reversed(self.children):

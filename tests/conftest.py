@@ -51,10 +51,8 @@ def redis_url() -> Iterator[str]:
 def stack() -> Iterator[LocalStack]:
     """Redis, two worker processes and a gateway, as `sandpit up` runs them, on free ports."""
     settings = Settings(port=free_port(), worker_concurrency=4, default_timeout_s=5.0, reclaim_idle_s=6.0)
-    local = LocalStack(settings, workers=2, redis_url_given=False)
-    local.start()
-    yield local
-    local.stop()
+    with LocalStack(settings, workers=2, redis_url_given=False) as local:
+        yield local
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +101,5 @@ def observed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSt
         metrics_sample_interval_s=0.2,
         api_keys_file=directory / "keys.json",
     )
-    local = LocalStack(settings, workers=2, redis_url_given=False, log_dir=directory / "logs")
-    local.start()
-    yield local
-    local.stop()
+    with LocalStack(settings, workers=2, redis_url_given=False, log_dir=directory / "logs") as local:
+        yield local

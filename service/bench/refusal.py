@@ -61,13 +61,9 @@ async def measure_refusals(url: str) -> dict[str, Any]:
 
 def main() -> int:
     settings = load_settings(port=free_port(), worker_concurrency=2, max_queue_depth=QUEUE_DEPTH)
-    stack = LocalStack(settings, workers=1, redis_url_given=False)
     machine = describe_machine()
-    stack.start()
-    try:
+    with LocalStack(settings, workers=1, redis_url_given=False) as stack:
         record = asyncio.run(measure_refusals(stack.url))
-    finally:
-        stack.stop()
     print(orjson.dumps(record).decode())
     out = Path("benchmarks/results")
     out.mkdir(parents=True, exist_ok=True)

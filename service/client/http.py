@@ -37,8 +37,16 @@ Calls = list[ExecuteRequest | dict[str, Any]]
 LONG_POLL_S = 30.0
 
 
-def pool_limits(max_connections: int) -> httpx.Limits:
-    return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+def http_options(url: str, timeout_s: float, max_connections: int, api_key: str | None) -> dict[str, Any]:
+    """What both clients give their httpx client: base URL, timeout, one pooled connection set, the key."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return {"base_url": url, "timeout": timeout_s, "limits": limits, "headers": auth_headers(api_key)}
+
+
+def no_connection_retries(retry: Retry) -> Retry:
+    """For calls that may have run before a connection broke: retried only on 429/503, which say the
+    request was not taken, so nothing ran and it can be sent again."""
+    return Retry(attempts=retry.attempts, backoff_s=retry.backoff_s, retry_connection_errors=False)
 
 
 def result_of(info: JobInfo) -> ExecutionResult | None:
@@ -58,12 +66,9 @@ class SandpitClient:
         retry: Retry = DEFAULT_RETRY,
         api_key: str | None = None,
     ) -> None:
-        self._http = httpx.Client(
-            base_url=url, timeout=timeout_s, limits=pool_limits(max_connections), headers=auth_headers(api_key)
-        )
+        self._http = httpx.Client(**http_options(url, timeout_s, max_connections, api_key))
         self.retry = retry
-        # Only for 429/503, which say the request was not taken: nothing ran, so it can be sent again.
-        self.no_retry = Retry(attempts=retry.attempts, backoff_s=retry.backoff_s, retry_connection_errors=False)
+        self.no_retry = no_connection_retries(retry)
 
     def send(self, call: Call[T], retry: Retry | None = None) -> T:
         retry = retry or self.retry
@@ -156,12 +161,9 @@ class AsyncSandpitClient:
         retry: Retry = DEFAULT_RETRY,
         api_key: str | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=url, timeout=timeout_s, limits=pool_limits(max_connections), headers=auth_headers(api_key)
-        )
+        self._http = httpx.AsyncClient(**http_options(url, timeout_s, max_connections, api_key))
         self.retry = retry
-        # Only for 429/503, which say the request was not taken: nothing ran, so it can be sent again.
-        self.no_retry = Retry(attempts=retry.attempts, backoff_s=retry.backoff_s, retry_connection_errors=False)
+        self.no_retry = no_connection_retries(retry)
 
     async def send(self, call: Call[T], retry: Retry | None = None) -> T:
         retry = retry or self.retry

@@ -187,10 +187,6 @@ class RedisQueue:
         )
         return bool(first)
 
-    async def get_result(self, job_id: str) -> ExecutionResult | None:
-        raw = await self.redis.get(self.keys.result(job_id))
-        return ExecutionResult.model_validate_json(raw) if raw else None
-
     async def get_raw_results(self, job_ids: list[str]) -> list[bytes]:
         """The stored result JSON of those of `job_ids` that have finished."""
         if not job_ids:

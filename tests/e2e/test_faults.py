@@ -36,10 +36,8 @@ def fragile_stack() -> Iterator[LocalStack]:
         heartbeat_interval_s=0.5,
         heartbeat_ttl_s=3.0,
     )
-    local = LocalStack(settings, workers=3, redis_url_given=False)
-    local.start()
-    yield local
-    local.stop()
+    with LocalStack(settings, workers=3, redis_url_given=False) as local:
+        yield local
 
 
 @dataclass

@@ -26,10 +26,8 @@ def small_stack() -> Iterator[LocalStack]:
         max_sessions_per_worker=1,
         workspace_max_bytes=16 * 2**20,
     )
-    local = LocalStack(settings, workers=3, redis_url_given=False)
-    local.start()
-    yield local
-    local.stop()
+    with LocalStack(settings, workers=3, redis_url_given=False) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")

@@ -31,10 +31,8 @@ def keyed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     ]
     keys_file.write_text(json.dumps({"tenants": tenants}))
     settings = Settings(port=free_port(), worker_concurrency=2, api_keys_file=keys_file, max_queue_depth=MAX_DEPTH)
-    local = LocalStack(settings, workers=1, redis_url_given=False)
-    local.start()
-    yield local
-    local.stop()
+    with LocalStack(settings, workers=1, redis_url_given=False) as local:
+        yield local
 
 
 def body(code: str = "print('hi')", timeout_s: float = 10) -> dict[str, object]:
