@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Install the system packages the local stack needs, on Debian/Ubuntu, only those missing.
+# Install the system packages the local stack needs, on Debian/Ubuntu, only those missing: the service's
+# own (Redis, bubblewrap, the venv's Python) and, from sandbox-packages.txt, what user programs run with.
 set -euo pipefail
+here=$(dirname "$0")
 
-packages=(redis-server bubblewrap python3 python3-venv python3-numpy python3-sympy python3-seccomp g++)
+packages=(redis-server bubblewrap python3 python3-venv python3-seccomp)
+# The list pins versions for the worker image; here any version the host's mirror offers will do.
+mapfile -t -O ${#packages[@]} packages < <(sed -e 's/#.*//' -e 's/=.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$here/sandbox-packages.txt")
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

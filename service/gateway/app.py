@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from service import metrics
 from service.config import Settings
-from service.gateway import batch, health, jobs, judge, routes, run_code, sessions, telemetry, tools
+from service.gateway import batch, health, jobs, judge, languages, routes, run_code, sessions, telemetry, tools
 from service.gateway.auth import Tenants, TooManyRequests, authenticate
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.limits import LimitError
@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(telemetry.router)
     authenticated = [Depends(authenticate)]
-    for module in (routes, batch, jobs, judge, run_code, tools, sessions):
+    for module in (routes, batch, jobs, judge, run_code, tools, languages, sessions):
         app.include_router(module.router, dependencies=authenticated)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so outermost: it also times and counts requests the body limit refuses.

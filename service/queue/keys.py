@@ -83,3 +83,8 @@ class Keys:
     def session_commands(self, worker_id: str) -> str:
         """List of `SessionCommand`s for one worker: only that worker reads it."""
         return f"{self.prefix}:session-commands:{worker_id}"
+
+    @property
+    def runtimes(self) -> str:
+        """The `Runtimes` (language versions, Python packages) a worker probed, JSON, rewritten by each worker."""
+        return f"{self.prefix}:runtimes"

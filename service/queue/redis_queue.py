@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
-from service.models import ExecutionResult, Job, JobRecord, JobState
+from service.models import ExecutionResult, Job, JobRecord, JobState, Runtimes
 from service.queue.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,21 @@ class RedisQueue:
 
     async def live_workers(self, ttl_s: float) -> int:
         return int(await self.redis.zcount(self.keys.workers, time.time() - ttl_s, "+inf"))
+
+    async def publish_runtimes(self, runtimes: Runtimes, ttl_s: int) -> None:
+        await self.redis.set(self.keys.runtimes, runtimes.model_dump_json(), ex=ttl_s)
+
+    async def read_runtimes(self) -> Runtimes | None:
+        """The last probe a worker published, or None before any (or if it is unreadable)."""
+        raw = await self.redis.get(self.keys.runtimes)
+        if raw is None:
+            return None
+        try:
+            return Runtimes.model_validate_json(raw)
+        except ValidationError:
+            # A worker of another version may name a language this gateway does not know.
+            log.warning("unreadable runtimes report under %s", self.keys.runtimes)
+            return None
 
     async def _parse_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Claimed]:
         claimed: list[Claimed] = []

@@ -1,8 +1,10 @@
-"""Start one worker process: connect, check the sandbox works here, run until SIGTERM or SIGINT."""
+"""Start one worker process: connect, check the sandbox works here, report its runtimes, run until SIGTERM
+or SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 
@@ -11,6 +13,7 @@ from service.queue.redis_queue import RedisQueue, connect
 from service.sandbox.executor import Sandbox
 from service.worker.loop import Worker
 from service.worker.metrics_server import metrics_server
+from service.worker.runtimes import report_runtimes
 
 
 async def serve_worker(settings: Settings) -> None:
@@ -27,10 +30,16 @@ async def serve_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)
+    runtimes = asyncio.create_task(
+        report_runtimes(settings, worker.queue, worker.id, sandbox.limiter.mode.value), name="runtimes"
+    )
     try:
         async with metrics_server(settings.worker_metrics_host, settings.worker_metrics_port):
             await worker.run()
     finally:
+        runtimes.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtimes
         await redis.aclose()
         await sandbox.aclose()
 

@@ -15,6 +15,7 @@ PATHS = {
     "/v1/tools",
     "/v1/tools/{name}",
     "/run_code",
+    "/v1/languages",
 }
 
 

@@ -1,0 +1,40 @@
+"""`GET /v1/languages`: the languages the workers run, with the versions and Python packages they found.
+
+The gateway has no toolchains of its own (in containers it runs on a slim image): it answers what a
+worker probed at start (service/worker/runtimes.py) and published to Redis. Before any worker has,
+it still lists every language, with `reported: false` and nothing known about them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from service.gateway.calls import REDIS_DOWN, QueueUnavailable
+from service.gateway.state import GatewayState, gateway_state
+from service.models import Runtimes
+
+router = APIRouter(tags=["languages"])
+State = Annotated[GatewayState, Depends(gateway_state)]
+
+
+@router.get(
+    "/v1/languages",
+    response_model=Runtimes,
+    summary="The languages the workers run, their versions and Python's installed packages",
+    responses={503: {"description": "Queue unavailable; retry later"}},
+)
+async def list_languages(state: State) -> Runtimes:
+    try:
+        report = await state.queue.read_runtimes()
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable from exc
+    return with_every_language(report or Runtimes.unreported())
+
+
+def with_every_language(report: Runtimes) -> Runtimes:
+    """Every language this gateway accepts, in its order: one a worker did not report is listed unprobed."""
+    found = {runtime.name: runtime for runtime in report.languages}
+    languages = [found.get(runtime.name, runtime) for runtime in Runtimes.unreported().languages]
+    return report.model_copy(update={"languages": languages})
