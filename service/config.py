@@ -89,7 +89,11 @@ class Settings(BaseSettings):
     workspace_root: Path = Path("/tmp/sandpit-workspaces")
     workspace_max_bytes: int = 64 * 1024 * 1024
     workspace_max_files: int = 4096
-    max_processes: int = 64
+    # Processes and threads of one call (cgroup pids.max; RLIMIT_NPROC of the slot's uid in the fallback).
+    max_processes: int = 256
+    # How calls' memory and processes are limited: a cgroup (v2 or v1) when the host gives one, else
+    # rlimits; "cgroup" refuses to start without one, "rlimit" never tries.
+    sandbox_limits: Literal["auto", "cgroup", "rlimit"] = "auto"
     max_open_files: int = 256
     # When the worker runs as root, each sandbox slot runs as its own unprivileged uid, so that
     # per-user kernel limits (RLIMIT_NPROC) of one call cannot starve another.

@@ -86,7 +86,12 @@ class Program(BaseModel):
     language: Language
     code: str = Field(min_length=1, description="Program text. Must not be empty.")
     timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit of the run.")
-    memory_mb: int | None = Field(default=None, gt=0, description="Address-space limit of the run.")
+    memory_mb: int | None = Field(
+        default=None,
+        gt=0,
+        description="Memory limit of the run's whole process tree: its cgroup where the host gives one, "
+        "else each process's address space.",
+    )
     files: dict[str, str] = Field(
         default_factory=dict,
         description="Files written into the workspace before the run: relative path -> base64 content.",
@@ -245,6 +250,10 @@ class StageResult(BaseModel):
     stderr_bytes: int = 0
     truncated: bool = False
     duration_ms: float = 0.0
+    cpu_ms: float | None = Field(default=None, description="CPU time (user + system) of the whole process tree.")
+    peak_memory_kb: int | None = Field(
+        default=None, description="Peak memory the call's processes charged beyond the warm interpreter's pages."
+    )
 
 
 class ExecutionResult(BaseModel):
@@ -273,6 +282,10 @@ class ExecutionResult(BaseModel):
     stderr_bytes: int = 0
     truncated: bool = False
     duration_ms: float = 0.0
+    cpu_ms: float | None = Field(default=None, description="CPU time (user + system) of the whole process tree.")
+    peak_memory_kb: int | None = Field(
+        default=None, description="Peak memory the call's processes charged beyond the warm interpreter's pages."
+    )
     queued_ms: float = 0.0
     compile: StageResult | None = None
     reason: str | None = Field(default=None, description="Why, for sandbox_error, expired and limits.")
@@ -292,6 +305,8 @@ class CaseResult(BaseModel):
     status: Status | None = Field(default=None, description="How the run ended; none when skipped.")
     exit_code: int | None = None
     duration_ms: float = 0.0
+    cpu_ms: float | None = None
+    peak_memory_kb: int | None = None
     stdout: str = Field(default="", description="The start of what the program printed.")
     stderr: str = ""
 
@@ -453,7 +468,9 @@ class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"language": "python"}]})
 
     language: Language = Field(default=Language.python, description="Sessions run Python only.")
-    memory_mb: int | None = Field(default=None, gt=0, description="Address-space limit of the interpreter.")
+    memory_mb: int | None = Field(
+        default=None, gt=0, description="Address-space limit of the interpreter (sessions use rlimits)."
+    )
 
 
 class SessionInfo(BaseModel):
@@ -476,3 +493,53 @@ class SessionExecuteRequest(BaseModel):
 
     code: str = Field(min_length=1, description="Python run in the session; the value of a last expression is printed.")
     timeout_s: float | None = Field(default=None, gt=0)
+
+
+class LanguageRuntime(BaseModel):
+    """One language as the workers run it: its toolchain's version and, for Python, what it can import."""
+
+    name: Language
+    version: str | None = Field(default=None, description="First line of the toolchain's `--version`; null if unknown")
+    packages: dict[str, str] = Field(
+        default_factory=dict, description="Python: every installed distribution and its version; empty otherwise"
+    )
+
+
+class Runtimes(BaseModel):
+    """What `GET /v1/languages` answers: the runtimes a worker probed at start, or every language unprobed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reported": True,
+                    "worker": "host-4242-1a2b3c",
+                    "probed_at": 1767225600.0,
+                    "sandbox_limits": "cgroup_v2",
+                    "languages": [
+                        {
+                            "name": "python",
+                            "version": "Python 3.11.2",
+                            "packages": {"numpy": "1.24.2", "scikit-learn": "1.2.1", "scipy": "1.10.1"},
+                        },
+                        {"name": "bash", "version": "GNU bash, version 5.2.15(1)-release (x86_64-pc-linux-gnu)"},
+                        {"name": "cpp", "version": "g++ (Debian 12.2.0-14) 12.2.0"},
+                    ],
+                }
+            ]
+        }
+    )
+
+    reported: bool = Field(description="False until a worker has probed its runtimes; every version is null until then")
+    worker: str | None = Field(default=None, description="The worker whose probe this is")
+    probed_at: float | None = Field(default=None, description="When it probed, Unix seconds")
+    sandbox_limits: str | None = Field(
+        default=None,
+        description="How that worker limits each call's memory and processes: cgroup_v2, cgroup_v1, or rlimit "
+        "(the fallback where no cgroup can be had)",
+    )
+    languages: list[LanguageRuntime]
+
+    @classmethod
+    def unreported(cls) -> Runtimes:
+        return cls(reported=False, languages=[LanguageRuntime(name=language) for language in Language])

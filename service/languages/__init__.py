@@ -25,8 +25,8 @@ class LanguageSpec:
 def language_specs(settings: Settings) -> dict[Language, LanguageSpec]:
     binary = f"{WORKSPACE}/main"
     return {
-        # -I: ignore PYTHON* variables and the user site; -B: /usr is read-only, never write .pyc.
-        Language.python: LanguageSpec("main.py", [settings.python_path, "-I", "-B", "main.py"]),
+        # As `python3 main.py` (the sandbox's environment is ours alone); -B: /usr is read-only, no .pyc.
+        Language.python: LanguageSpec("main.py", [settings.python_path, "-B", "main.py"]),
         Language.bash: LanguageSpec("main.sh", [settings.bash_path, "main.sh"]),
         Language.cpp: LanguageSpec(
             "main.cpp",

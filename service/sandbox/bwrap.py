@@ -7,7 +7,7 @@ tmpfs `/tmp`, its workspace bound read-write at `/workspace`, an empty environme
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -26,6 +26,9 @@ HOST_ETC = (
     "/etc/localtime",
     "/etc/python3",
     "/etc/python3.11",
+    # Debian's matplotlib reads its matplotlibrc only from /etc, and fontconfig its configuration.
+    "/etc/matplotlibrc",
+    "/etc/fonts",
 )
 ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
@@ -36,7 +39,6 @@ SANDBOX_ENV = {
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
     "PYTHONDONTWRITEBYTECODE": "1",
-    "PYTHONUNBUFFERED": "1",
     # One thread per BLAS pool: without this numpy reserves address space per core and trips RLIMIT_AS.
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
@@ -66,6 +68,8 @@ class BwrapProfile:
     bwrap_path: str
     etc_dir: Path
     tmp_bytes: int
+    # What the limits mode needs on top of SANDBOX_ENV (the rlimit fallback's MALLOC_ARENA_MAX).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def base_argv(self) -> list[str]:
@@ -106,7 +110,7 @@ class BwrapProfile:
         argv += ["--proc", "/proc", "--dev", "/dev"]
         argv += ["--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
         argv += ["--clearenv"]
-        for key, value in SANDBOX_ENV.items():
+        for key, value in {**SANDBOX_ENV, **self.extra_env}.items():
             argv += ["--setenv", key, value]
         return argv
 

@@ -23,16 +23,20 @@ from service.languages import LanguageSpec, language_specs
 from service.models import ExecutionResult, Job, StageResult, Status
 from service.sandbox.bwrap import BwrapProfile, write_etc
 from service.sandbox.files import fetch_files, write_files
-from service.sandbox.process import ProcessOutcome, ResourceLimits, run_process
+from service.sandbox.limits import Budget, CallUsage, choose_limiter
+from service.sandbox.process import Confinement, ProcessOutcome, run_process
 from service.sandbox.workspaces import Workspaces, remove_stale
 from service.sandbox.zygote import ZygoteFailed, ZygotePool
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+# What a zygote's start-up probe (`/bin/true`) may use.
+PROBE_BUDGET = Budget(256 * MB, 5, 64, 64, MB)
 COMPILE_OUTPUT_CAP = 64 * 1024
 BWRAP_FAILED = 1
-# What a program prints when the address-space limit refused it memory (Python, C++, bash/glibc).
+# What a program prints when the address-space limit refused it memory (Python, C++, bash/glibc):
+# how memory_limit is told only in the rlimit fallback; under a cgroup the kernel's OOM count tells.
 MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"cannot allocate memory")
 
 
@@ -40,17 +44,28 @@ class SandboxUnavailable(RuntimeError):
     pass
 
 
-def classify(outcome: ProcessOutcome, strict_output: bool) -> Status:
+def ran_out_of_memory(outcome: ProcessOutcome, usage: CallUsage) -> bool:
+    if usage.oom_killed is not None:
+        return usage.oom_killed
+    return outcome.exit_code != 0 and any(m in outcome.stderr.data[-4096:] for m in MEMORY_MARKERS)
+
+
+def classify(outcome: ProcessOutcome, usage: CallUsage, strict_output: bool) -> Status:
+    # An OOM kill first: a pool whose worker the kernel killed may then hang until the deadline.
+    if usage.oom_killed:
+        return Status.memory_limit
     if outcome.timed_out or outcome.signal == signal.SIGXCPU:
         return Status.timeout
-    if outcome.exit_code != 0 and any(m in outcome.stderr.data[-4096:] for m in MEMORY_MARKERS):
+    if ran_out_of_memory(outcome, usage):
         return Status.memory_limit
     if strict_output and (outcome.stdout.truncated or outcome.stderr.truncated):
         return Status.output_limit
     return Status.ok if outcome.exit_code == 0 and outcome.signal is None else Status.error
 
 
-def to_stage(outcome: ProcessOutcome, status: Status) -> StageResult:
+def to_stage(outcome: ProcessOutcome, usage: CallUsage, status: Status) -> StageResult:
+    cpu_ms = usage.cpu_ms if usage.cpu_ms is not None else outcome.cpu_ms
+    peak_kb = usage.peak_memory_kb if usage.peak_memory_kb is not None else outcome.max_rss_kb
     return StageResult(
         status=status,
         exit_code=outcome.exit_code,
@@ -61,6 +76,8 @@ def to_stage(outcome: ProcessOutcome, status: Status) -> StageResult:
         stderr_bytes=outcome.stderr.total,
         truncated=outcome.stdout.truncated or outcome.stderr.truncated,
         duration_ms=round(outcome.duration_ms, 3),
+        cpu_ms=round(cpu_ms, 3) if cpu_ms is not None else None,
+        peak_memory_kb=peak_kb,
     )
 
 
@@ -89,7 +106,13 @@ class Sandbox:
         self.root.chmod(0o711)
         remove_stale(settings.workspace_root)
         write_etc(self.root / "etc")
-        self.profile = BwrapProfile(settings.bwrap_path, self.root / "etc", settings.workspace_max_bytes)
+        self.limiter = choose_limiter(settings.sandbox_limits)
+        for slot in range(settings.worker_concurrency):
+            self.limiter.slot(slot)
+        log.info("sandbox limits: %s", self.limiter.describe())
+        self.profile = BwrapProfile(
+            settings.bwrap_path, self.root / "etc", settings.workspace_max_bytes, self.limiter.env()
+        )
         self.drop_to_slot_uid = os.geteuid() == 0
         self.seccomp_bpf = self.root / "seccomp.bpf"
         self.workspaces = Workspaces(
@@ -133,6 +156,7 @@ class Sandbox:
             self.settings.worker_concurrency,
             self.settings.python_path,
             self.settings.workspace_max_bytes,
+            Confinement(self.limiter.rlimits(PROBE_BUDGET)),
         )
         try:
             await zygotes.start()
@@ -149,6 +173,7 @@ class Sandbox:
 
     def close(self) -> None:
         self.workspaces.close()
+        self.limiter.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def slot_uid(self, slot: int) -> int | None:
@@ -227,15 +252,19 @@ class Sandbox:
         *,
         strict_output: bool,
     ) -> StageResult:
-        rlimits = ResourceLimits(
+        budget = Budget(
             memory_bytes=memory_mb * MB,
             cpu_seconds=math.ceil(timeout_s) + 1,
             max_processes=self.settings.max_processes,
             max_open_files=self.settings.max_open_files,
             max_file_bytes=self.settings.workspace_max_bytes,
         )
-        outcome = await self._launch(workspace, slot, program, stdin, timeout_s, output_cap, rlimits)
-        return to_stage(outcome, classify(outcome, strict_output))
+        group = self.limiter.slot(slot)
+        group.prepare(budget)
+        confinement = Confinement(self.limiter.rlimits(budget), group.join_fds())
+        outcome = await self._launch(workspace, slot, program, stdin, timeout_s, output_cap, confinement)
+        usage = group.usage()
+        return to_stage(outcome, usage, classify(outcome, usage, strict_output))
 
     async def _launch(
         self,
@@ -245,13 +274,13 @@ class Sandbox:
         stdin: bytes,
         timeout_s: float,
         output_cap: int,
-        rlimits: ResourceLimits,
+        confinement: Confinement,
     ) -> ProcessOutcome:
         if self.zygotes is not None:
             zygote = self.zygotes.pick(slot, program, workspace)
             started = time.perf_counter()
             try:
-                outcome = await zygote.run(program, stdin, timeout_s, output_cap, rlimits)
+                outcome = await zygote.run(program, stdin, timeout_s, output_cap, confinement)
                 metrics.SANDBOX_LAUNCH.labels("warm").observe(time.perf_counter() - started)
                 return outcome
             except ZygoteFailed as exc:
@@ -264,7 +293,7 @@ class Sandbox:
                 stdin,
                 timeout_s,
                 output_cap,
-                rlimits,
+                confinement,
                 user=self.slot_uid(slot),
                 pass_fds=(fd,),
             )

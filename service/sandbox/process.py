@@ -1,8 +1,8 @@
 """Run one already-sandboxed command: feed stdin, capture output under a cap, enforce the wall clock.
 
 This module knows nothing about namespaces; it receives the full argv (bubblewrap and the program)
-and the resource limits to apply to the process before it executes. It reports what happened as a
-`ProcessOutcome` and never raises for anything the program does.
+and the confinement (cgroup, rlimits) the process applies to itself before it executes. It reports
+what happened as a `ProcessOutcome` and never raises for anything the program does.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import os
 import resource
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from service.sandbox.limits import Rlimit
 
 READ_CHUNK = 256 * 1024
 CALL_NICENESS = 10
@@ -38,24 +40,25 @@ class ProcessOutcome:
     stdout: CapturedStream
     stderr: CapturedStream
     duration_ms: float
+    # The call's first process and the children it reaped, where the launcher could see them.
+    cpu_ms: float | None = None
+    max_rss_kb: int | None = None
 
 
 @dataclass(frozen=True)
-class ResourceLimits:
-    memory_bytes: int
-    cpu_seconds: int
-    max_processes: int
-    max_open_files: int
-    max_file_bytes: int
+class Confinement:
+    """What a call's first process does to itself before the program runs: join the slot's cgroup
+    (through descriptors the worker opened), set its rlimits, lower its priority."""
+
+    rlimits: list[Rlimit]
+    join_fds: list[int] = field(default_factory=list)
 
     def apply(self) -> None:
         """Runs in the child between fork and exec; only async-signal-safe work belongs here."""
-        resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_bytes, self.max_file_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for fd in self.join_fds:
+            os.write(fd, b"0")
+        for kind, soft, hard in self.rlimits:
+            resource.setrlimit(kind, (soft, hard))
         # User code yields the CPU to the worker and gateway, so a busy call cannot delay its own kill.
         os.nice(CALL_NICENESS)
 
@@ -82,11 +85,12 @@ async def feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:
 
 
 def _decode_status(returncode: int) -> tuple[int | None, int | None]:
-    """bubblewrap reports a child killed by signal N as exit status 128+N."""
+    """bubblewrap reports a child killed by signal N as exit status 128+N: read as that death, as the
+    warm path and a bare run report it (a program that exits 128+N itself is read the same way)."""
     if returncode < 0:
         return None, -returncode
     if 128 < returncode < 128 + 65:
-        return returncode, returncode - 128
+        return None, returncode - 128
     return returncode, None
 
 
@@ -95,7 +99,7 @@ async def run_process(
     stdin: bytes,
     timeout_s: float,
     output_cap: int,
-    limits: ResourceLimits,
+    confinement: Confinement,
     user: int | None = None,
     pass_fds: tuple[int, ...] = (),
 ) -> ProcessOutcome:
@@ -107,7 +111,7 @@ async def run_process(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=limits.apply,
+        preexec_fn=confinement.apply,
         # Empty: bubblewrap's own process is pid 1 inside the call, and its /proc/1/environ is readable there.
         env={},
         user=user,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from pydantic import ValidationError
 
 from service.models import StageResult
 from service.sandbox.executor import MB, Sandbox, SeccompFd
-from service.sandbox.process import ResourceLimits, kill_tree
+from service.sandbox.limits import Budget, RlimitLimiter
+from service.sandbox.process import Confinement, kill_tree
 
 SERVER_SOURCE = Path(__file__).with_name("session_server.py").read_text()
 # Beyond a call's own timeout: the server's own timer fires first; this is for code that ignores it.
@@ -36,25 +38,30 @@ class SessionProcess:
         self.workspace = workspace
         self.uid = uid
         self.memory_mb = memory_mb
+        # Sessions stay on rlimits whatever the calls use (one interpreter for many calls, no cgroup
+        # of their own yet): with the fallback's environment, so that their threads work too.
+        self.limiter = RlimitLimiter("sessions")
+        self.profile = dataclasses.replace(sandbox.profile, extra_env=self.limiter.env())
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> bool:
         settings = self.sandbox.settings
-        limits = ResourceLimits(
+        budget = Budget(
             memory_bytes=self.memory_mb * MB,
             cpu_seconds=SESSION_CPU_S,
             max_processes=settings.max_processes,
             max_open_files=settings.max_open_files,
             max_file_bytes=settings.workspace_max_bytes,
         )
+        confinement = Confinement(self.limiter.rlimits(budget))
         program = [settings.python_path, "-I", "-B", "-c", SERVER_SOURCE]
         with SeccompFd(self.sandbox.seccomp_bpf) as fd:
             self.process = await asyncio.create_subprocess_exec(
-                *self.sandbox.profile.command(self.workspace, program, fd),
+                *self.profile.command(self.workspace, program, fd),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
-                preexec_fn=limits.apply,
+                preexec_fn=confinement.apply,
                 user=self.uid,
                 group=self.uid,
                 extra_groups=[] if self.uid is not None else None,

@@ -16,6 +16,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from service.sandbox.limits import pid_alive
+
 log = logging.getLogger(__name__)
 
 
@@ -23,16 +25,6 @@ def _mount_points_under(root: Path) -> list[Path]:
     prefix = f"{root}/"
     mounts = Path("/proc/self/mounts").read_text().splitlines()
     return [Path(line.split()[1]) for line in mounts if line.split()[1].startswith(prefix)]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _unmount(path: Path) -> None:
@@ -43,7 +35,7 @@ def remove_stale(workspace_root: Path) -> None:
     """Clean up after workers that died without closing their workspaces."""
     for directory in workspace_root.glob("worker-*"):
         pid = directory.name.removeprefix("worker-")
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             for mount in _mount_points_under(directory):
                 _unmount(mount)
             shutil.rmtree(directory, ignore_errors=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -24,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.sandbox import zygote_protocol as protocol
 from service.sandbox.bwrap import BwrapProfile
-from service.sandbox.process import CALL_NICENESS, CapturedStream, ProcessOutcome, ResourceLimits, drain, feed
+from service.sandbox.process import CALL_NICENESS, CapturedStream, Confinement, ProcessOutcome, drain, feed
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ SERVER_DIR = "/opt/sandpit"
 START_TIMEOUT_S = 120.0
 # How long past a call's own timeout the worker waits for the zygote's answer before giving up on it.
 ANSWER_GRACE_S = 5.0
-HEAVY_IMPORT = re.compile(r"\b(numpy|sympy|scipy|mpmath)\b")
+# What the heavy zygote has loaded, and the libraries built on it (they import numpy first thing).
+HEAVY_IMPORT = re.compile(r"\b(numpy|sympy|scipy|mpmath|pandas|networkx|sklearn|matplotlib)\b")
 
 
 class ZygoteFailed(RuntimeError):
@@ -68,8 +69,10 @@ class Zygote:
         python_path: str,
         uid: int | None,
         tmp_bytes: int,
+        probe: Confinement,
     ) -> None:
         self.spec = spec
+        self.probe = probe
         self.profile = profile
         self.workspace = workspace
         self.python_path = python_path
@@ -81,9 +84,9 @@ class Zygote:
 
     async def start(self) -> None:
         control, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Not -I: calls inherit the interpreter's flags, which must be those of `python3 main.py`.
         program = [
             self.python_path,
-            "-I",
             "-B",
             f"{SERVER_DIR}/zygote_server.py",
             str(server_end.fileno()),
@@ -118,8 +121,7 @@ class Zygote:
     async def _probe(self) -> None:
         """One real call at start: a host that lets the zygote start but not make a call's
         namespaces (no /proc mount allowed, say) is found now, not on every user call."""
-        limits = ResourceLimits(256 * 1024 * 1024, 5, 64, 64, 1024 * 1024)
-        outcome = await self.run(["/bin/true"], b"", 10.0, 1024, limits)
+        outcome = await self.run(["/bin/true"], b"", 10.0, 1024, self.probe)
         if outcome.exit_code != 0:
             await self.stop()
             detail = outcome.stderr.data.decode(errors="replace")
@@ -136,28 +138,26 @@ class Zygote:
             self.process = None
 
     async def run(
-        self, program: list[str], stdin: bytes, timeout_s: float, output_cap: int, limits: ResourceLimits
+        self, program: list[str], stdin: bytes, timeout_s: float, output_cap: int, confinement: Confinement
     ) -> ProcessOutcome:
         if self.control is None:
             await self.start()
         assert self.control is not None
         self.calls += 1
-        request = {
+        request: protocol.CallRequest = {
             "id": self.calls,
             "argv": program,
             "timeout_s": timeout_s,
-            "memory_bytes": limits.memory_bytes,
-            "cpu_seconds": limits.cpu_seconds,
-            "max_processes": limits.max_processes,
-            "max_open_files": limits.max_open_files,
-            "max_file_bytes": limits.max_file_bytes,
+            "rlimits": confinement.rlimits,
             "niceness": CALL_NICENESS,
+            "shm_bytes": self.tmp_bytes,
+            "join_fds": len(confinement.join_fds),
         }
         stdout = CapturedStream(output_cap, bytearray())
         stderr = CapturedStream(output_cap, bytearray())
         started = time.perf_counter()
         async with CallPipes() as pipes:
-            socket.send_fds(self.control, [json.dumps(request).encode()], pipes.child_ends())
+            socket.send_fds(self.control, [protocol.encode(request)], [*pipes.child_ends(), *confinement.join_fds])
             pipes.close_child_ends()
             io = asyncio.gather(
                 feed(pipes.stdin_writer, stdin),
@@ -181,15 +181,17 @@ class Zygote:
             raise ZygoteFailed(f"answer {answer.get('id')} to request {request['id']}")
         elapsed_ms = (time.perf_counter() - started) * 1000
         return ProcessOutcome(
-            exit_code=_int_or_none(answer.get("exit_code")),
-            signal=_int_or_none(answer.get("signal")),
-            timed_out=bool(answer.get("timed_out")),
+            exit_code=answer.get("exit_code"),
+            signal=answer.get("signal"),
+            timed_out=answer.get("timed_out", False),
             stdout=stdout,
             stderr=stderr,
-            duration_ms=float(answer.get("duration_ms", elapsed_ms)),  # type: ignore[arg-type]
+            duration_ms=answer.get("duration_ms", elapsed_ms),
+            cpu_ms=answer.get("cpu_ms"),
+            max_rss_kb=answer.get("max_rss_kb"),
         )
 
-    async def _answer(self, wait_s: float) -> dict[str, object]:
+    async def _answer(self, wait_s: float) -> protocol.CallReport:
         assert self.control is not None
         try:
             raw = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.control, 65536), wait_s)
@@ -204,12 +206,7 @@ class Zygote:
         if not raw:
             await self.stop()
             return {"error": reason}
-        answer: dict[str, object] = json.loads(raw)
-        return answer
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) else None
+        return protocol.decode_report(raw)
 
 
 class CallPipes:
@@ -262,10 +259,11 @@ class ZygotePool:
         slots: int,
         python_path: str,
         tmp_bytes: int,
+        probe: Confinement,
     ) -> None:
         self.python_path = python_path
         self.zygotes = {
-            (slot, spec.name): Zygote(spec, profile, workspace_of(slot), python_path, uid_of(slot), tmp_bytes)
+            (slot, spec.name): Zygote(spec, profile, workspace_of(slot), python_path, uid_of(slot), tmp_bytes, probe)
             for slot in range(slots)
             for spec in (LEAN, HEAVY)
         }

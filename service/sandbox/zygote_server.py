@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import json
 import os
 import resource
 import select
@@ -36,7 +35,16 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+# Its siblings, found beside it, whatever the interpreter's flags put on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+if TYPE_CHECKING:
+    from service.sandbox import zygote_protocol as protocol
+    from service.sandbox.python_main import prepare, run_python
+else:
+    import zygote_protocol as protocol
+    from python_main import prepare, run_python
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
@@ -48,7 +56,7 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 2.0
-MAX_MESSAGE = 65536
+MAX_MESSAGE, MAX_FDS, STDIO_FDS = protocol.MAX_MESSAGE, protocol.MAX_FDS, protocol.STDIO_FDS
 STARTED = b"started"
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -89,24 +97,21 @@ def drop_capabilities() -> None:
     check(libc.capset(header, data), "capset")
 
 
-def apply_limits(request: dict[str, Any], in_process: bool) -> None:
-    memory = request["memory_bytes"]
-    if in_process:
-        # The warm image is already mapped; the call's budget comes on top of it.
-        memory += address_space_in_use()
-    limits = {
-        resource.RLIMIT_AS: memory,
-        resource.RLIMIT_CPU: request["cpu_seconds"],
-        resource.RLIMIT_NPROC: request["max_processes"],
-        resource.RLIMIT_NOFILE: request["max_open_files"],
-        resource.RLIMIT_FSIZE: request["max_file_bytes"],
-        resource.RLIMIT_CORE: 0,
-    }
-    for kind, value in limits.items():
-        hard = value + 1 if kind == resource.RLIMIT_CPU else value
-        resource.setrlimit(kind, (value, hard))
+def apply_limits(request: protocol.CallRequest, in_process: bool) -> None:
+    # The warm image is already mapped: an address-space budget (the fallback's) comes on top of it.
+    in_use = address_space_in_use() if in_process else 0
+    for kind, soft, hard in request["rlimits"]:
+        extra = in_use if kind == resource.RLIMIT_AS else 0
+        resource.setrlimit(kind, (soft + extra, hard + extra))
     # Below the zygote and the worker, so a busy call cannot delay its own kill.
     os.nice(request["niceness"])
+
+
+def join_cgroup(fds: list[int]) -> None:
+    """Move this process into its slot's cgroup, before it allocates anything; its children follow."""
+    for fd in fds:
+        os.write(fd, b"0")
+        os.close(fd)
 
 
 def address_space_in_use() -> int:
@@ -121,59 +126,23 @@ def python_file_of(argv: list[str]) -> str | None:
     """The script when argv is `<this python> [-I] [-B] script.py`, which can run in the warm image."""
     if not argv or argv[0] != sys.executable or not argv[-1].endswith(".py"):
         return None
-    return argv[-1] if all(flag in ("-I", "-B") for flag in argv[1:-1]) else None
-
-
-def run_python(path: str) -> int:
-    import atexit
-    import threading
-    import types
-
-    sys.argv = [path]
-    # As `python3 path` would have it: the script's directory first (the zygote's own is dropped),
-    # and a fresh __main__ module, so pickling user-defined objects finds them there.
-    sys.path[0] = str(Path(path).resolve().parent)
-    main = types.ModuleType("__main__")
-    main.__file__ = path
-    sys.modules["__main__"] = main
-    code = 0
-    try:
-        with open(path, "rb") as source:
-            exec(compile(source.read(), path, "exec"), main.__dict__)
-    except SystemExit as exit_request:
-        code = exit_code_of(exit_request)
-    except BaseException as failure:
-        # As the interpreter would print it (C code, fast even for deep recursion), minus our frame.
-        sys.excepthook(type(failure), failure, failure.__traceback__.tb_next if failure.__traceback__ else None)
-        code = 1
-    threading._shutdown()  # type: ignore[attr-defined]
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            code = code or 120
-    return code
-
-
-def exit_code_of(exit_request: SystemExit) -> int:
-    if exit_request.code is None:
-        return 0
-    if isinstance(exit_request.code, int):
-        return exit_request.code & 0xFF
-    print(exit_request.code, file=sys.stderr)
-    return 1
+    return argv[-1] if all(flag == "-B" for flag in argv[1:-1]) else None
 
 
 def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
     """H: wait for the request, then become the call."""
-    message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 3)
-    request = json.loads(message)
-    # Own mount and ipc namespaces: a fresh /tmp, and no SysV objects shared with the calls before.
+    # While it waits: what running a Python script needs that does not depend on the script.
+    prepare()
+    message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, MAX_FDS)
+    request = protocol.decode_request(message)
+    join_cgroup(fds[STDIO_FDS:])
+    # Own mount and ipc namespaces: a fresh /tmp and /dev/shm (POSIX semaphores and shared memory, as
+    # multiprocessing uses them), and no SysV objects shared with the calls before.
     check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
     mount("none", "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_options)
-    for target, fd in enumerate(fds):
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={request['shm_bytes']},mode=1777")
+    for target, fd in enumerate(fds[:STDIO_FDS]):
         os.dup2(fd, target)
     os.closerange(3, channel.fileno())
     os.closerange(channel.fileno() + 1, 65536)
@@ -186,7 +155,6 @@ def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
     channel.send(STARTED)
     channel.close()
     if script is not None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         os._exit(run_python(script))
     os.execv(request["argv"][0], request["argv"])
 
@@ -207,7 +175,7 @@ class CallProcess:
         child_end.close()
         self.pidfd = os.pidfd_open(self.pid)
 
-    def run(self, message: bytes, fds: list[int], timeout_s: float) -> dict[str, Any]:
+    def run(self, message: bytes, fds: list[int], timeout_s: float) -> protocol.CallReport:
         started = time.monotonic()
         try:
             socket.send_fds(self.channel, [message], fds)
@@ -218,13 +186,21 @@ class CallProcess:
         duration_ms = (time.monotonic() - started) * 1000
         if not finished:
             return {"timed_out": True, "signal": signal.SIGKILL, "duration_ms": duration_ms}
-        _, status = os.waitpid(self.pid, 0)
+        _, status, usage = os.wait4(self.pid, 0)
         self.pid = 0
-        signalled = os.WIFSIGNALED(status)
-        report = {"signal": os.WTERMSIG(status)} if signalled else {"exit_code": os.WEXITSTATUS(status)}
+        report: protocol.CallReport = {
+            "timed_out": False,
+            "duration_ms": duration_ms,
+            "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
+            "max_rss_kb": usage.ru_maxrss,
+        }
+        if os.WIFSIGNALED(status):
+            report["signal"] = os.WTERMSIG(status)
+        else:
+            report["exit_code"] = os.WEXITSTATUS(status)
         if not self._started():
             report["setup_failed"] = True
-        return {**report, "timed_out": False, "duration_ms": duration_ms}
+        return report
 
     def _started(self) -> bool:
         self.channel.setblocking(False)
@@ -260,17 +236,17 @@ def be_init(link: socket.socket, policy: bytes, tmp_options: str) -> None:
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     while True:
         call = CallProcess(policy, tmp_options, [link])
-        message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, 3)
+        message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, MAX_FDS)
         if not message:
             os._exit(0)
-        request = json.loads(message)
+        request = protocol.decode_request(message)
         try:
             report = call.run(message, fds, request["timeout_s"])
         except OSError as exc:
             report = {"error": f"the call could not start: {exc}"}
         kill_everything_else()
         call.close()
-        link.send(json.dumps(report).encode())
+        link.send(protocol.encode(report))
 
 
 class CallNamespace:
@@ -298,7 +274,7 @@ class CallNamespace:
         child_end.close()
         self.pidfd = os.pidfd_open(self.pid)
 
-    def run(self, message: bytes, fds: list[int], timeout_s: float) -> dict[str, Any] | None:
+    def run(self, message: bytes, fds: list[int], timeout_s: float) -> protocol.CallReport | None:
         """G's report of one call, or None if G died (A then exits too)."""
         try:
             socket.send_fds(self.link, [message], fds)
@@ -310,8 +286,7 @@ class CallNamespace:
             with contextlib.suppress(ConnectionError):
                 raw = self.link.recv(MAX_MESSAGE)
                 if raw:
-                    report: dict[str, Any] = json.loads(raw)
-                    return report
+                    return protocol.decode_report(raw)
         return None
 
     def close(self) -> None:
@@ -325,27 +300,27 @@ class CallNamespace:
 
 
 def serve(control: socket.socket, tmp_options: str) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from seccomp_policy import make_filter  # type: ignore[import-not-found]
 
     policy = compiled_filter(make_filter())
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()
     gc.freeze()
-    control.send(json.dumps({"ready": True, "modules": sorted(sys.modules)}).encode())
+    control.send(protocol.encode({"ready": True, "modules": sorted(sys.modules)}))
     namespace = CallNamespace(control, policy, tmp_options)
     while True:
-        message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 3)
+        message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, MAX_FDS)
         if not message:
             return
-        request = json.loads(message)
+        request = protocol.decode_request(message)
         report = namespace.run(message, fds, request["timeout_s"])
         if report is None:
             # G died or stopped answering: a fresh namespace for the next call.
             namespace.close()
             namespace = CallNamespace(control, policy, tmp_options)
             report = {"error": "the call's init died"}
-        control.send(json.dumps({**report, "id": request["id"]}).encode())
+        report["id"] = request["id"]
+        control.send(protocol.encode(report))
 
 
 def main() -> None:

@@ -75,6 +75,8 @@ def case_result(index: int, stage: StageResult, verdict: Verdict) -> CaseResult:
         status=stage.status,
         exit_code=stage.exit_code,
         duration_ms=stage.duration_ms,
+        cpu_ms=stage.cpu_ms,
+        peak_memory_kb=stage.peak_memory_kb,
         stdout=stage.stdout[:OUTPUT_EXCERPT] if failed else "",
         stderr=stage.stderr[:OUTPUT_EXCERPT] if failed else "",
     )

@@ -94,7 +94,9 @@ def test_bytearray_memory_bomb(api: httpx.Client) -> None:
 
 
 def test_numpy_memory_bomb(api: httpx.Client) -> None:
-    result = call(api, "python", "import numpy as np\nx = np.ones((1 << 33,), dtype=np.uint8)", memory_mb=512)
+    # Under a cgroup the pages are really touched until the kernel's OOM kill: give it time to get there.
+    code = "import numpy as np\nx = np.ones((1 << 33,), dtype=np.uint8)"
+    result = call(api, "python", code, memory_mb=512, timeout_s=10)
     assert result["status"] == "memory_limit"
 
 

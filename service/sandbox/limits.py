@@ -1,0 +1,457 @@
+"""How a call's memory, processes and CPU are limited and measured: cgroup v2, cgroup v1, or rlimits.
+
+One `Limiter` is chosen when the worker starts and reported: under a cgroup (v2 where the host
+delegates one, v1 where its memory, pids and cpuacct hierarchies are writable) each sandbox slot gets
+its own group, made once and reused call after call. Before a call the worker writes the call's memory
+and process limits into the slot's group and notes its counters; the call's first process joins the
+group by writing to a `cgroup.procs` file the worker opened (the kernel checks the opener's rights,
+so the unprivileged call needs none); afterwards the counters give the CPU time and peak memory of
+the whole process tree, and an OOM kill counted in the group is what makes `memory_limit`.
+
+Where no cgroup can be had (an unprivileged container, say), `RLIMIT_AS` caps memory instead, with
+`MALLOC_ARENA_MAX` set so that glibc's per-thread arenas do not exhaust the address space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("memory", "pids", "cpuacct")
+V2_CONTROLLERS = ("memory", "pids", "cpu")
+UNLIMITED = resource.RLIM_INFINITY
+# The fallback's arenas: glibc otherwise reserves 64 MiB of address space per thread's arena.
+MALLOC_ARENAS = "2"
+
+Rlimit = tuple[int, int, int]
+
+
+class LimitMode(StrEnum):
+    cgroup_v2 = "cgroup_v2"
+    cgroup_v1 = "cgroup_v1"
+    rlimit = "rlimit"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one call may use."""
+
+    memory_bytes: int
+    cpu_seconds: int
+    max_processes: int
+    max_open_files: int
+    max_file_bytes: int
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """What a call used; None where this mode cannot tell (then the process's own figures are used)."""
+
+    cpu_ms: float | None = None
+    peak_memory_kb: int | None = None
+    # True when the kernel killed a process of the call for memory; None when no cgroup watched.
+    oom_killed: bool | None = None
+
+
+def common_rlimits(budget: Budget) -> list[Rlimit]:
+    return [
+        # A hard limit one second above the soft one: SIGXCPU first, which reads as a timeout.
+        (resource.RLIMIT_CPU, budget.cpu_seconds, budget.cpu_seconds + 1),
+        (resource.RLIMIT_NOFILE, budget.max_open_files, budget.max_open_files),
+        (resource.RLIMIT_FSIZE, budget.max_file_bytes, budget.max_file_bytes),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+
+
+class SlotGroup(ABC):
+    """The limits of one sandbox slot, which runs one call at a time."""
+
+    @abstractmethod
+    def prepare(self, budget: Budget) -> None:
+        """Set the next call's limits and note the counters it will be measured against."""
+
+    @abstractmethod
+    def join_fds(self) -> list[int]:
+        """Descriptors the call's first process writes "0" to, to join the group (none without one)."""
+
+    @abstractmethod
+    def usage(self) -> CallUsage:
+        """What the call used since `prepare`, once all of its processes are gone."""
+
+
+class Limiter(ABC):
+    mode: LimitMode
+
+    @abstractmethod
+    def slot(self, index: int) -> SlotGroup: ...
+
+    @abstractmethod
+    def rlimits(self, budget: Budget) -> list[Rlimit]:
+        """The rlimits a call's first process sets on itself before it runs the program."""
+
+    def env(self) -> dict[str, str]:
+        """Environment the sandbox needs in this mode, beyond the usual."""
+        return {}
+
+    def describe(self) -> str:
+        return self.mode.value
+
+    @abstractmethod
+    def close(self) -> None:
+        """Remove what the limiter made (called once every call has ended)."""
+
+
+class NoGroup(SlotGroup):
+    def prepare(self, budget: Budget) -> None:
+        return None
+
+    def join_fds(self) -> list[int]:
+        return []
+
+    def usage(self) -> CallUsage:
+        return CallUsage()
+
+
+class RlimitLimiter(Limiter):
+    """The fallback: address space and process count per uid, limited by the kernel's rlimits."""
+
+    mode = LimitMode.rlimit
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        self.group = NoGroup()
+
+    def slot(self, index: int) -> SlotGroup:
+        return self.group
+
+    def rlimits(self, budget: Budget) -> list[Rlimit]:
+        return [
+            *common_rlimits(budget),
+            (resource.RLIMIT_AS, budget.memory_bytes, budget.memory_bytes),
+            (resource.RLIMIT_NPROC, budget.max_processes, budget.max_processes),
+        ]
+
+    def env(self) -> dict[str, str]:
+        return {"MALLOC_ARENA_MAX": MALLOC_ARENAS}
+
+    def describe(self) -> str:
+        return f"rlimit ({self.reason})" if self.reason else "rlimit"
+
+    def close(self) -> None:
+        return None
+
+
+def write(path: Path, value: str) -> None:
+    with open(path, "w") as file:
+        file.write(value)
+
+
+def read_counter(path: Path, name: str) -> int:
+    """The value of `name` in a flat-keyed cgroup file (memory.events, cpu.stat, memory.oom_control)."""
+    with open(path) as file:
+        for line in file:
+            key, _, value = line.partition(" ")
+            if key == name:
+                return int(value)
+    return 0
+
+
+def read_int(path: Path) -> int:
+    with open(path) as file:
+        return int(file.read())
+
+
+def open_procs(group: Path) -> int:
+    # Opened by the worker: the kernel checks the opener's rights when the call writes to it.
+    return os.open(group / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+
+
+def remove_tree(group: Path) -> None:
+    """rmdir a cgroup and its children, deepest first (cgroupfs has no recursive remove)."""
+    if not group.is_dir():
+        return
+    for child in [entry for entry in group.iterdir() if entry.is_dir()]:
+        remove_tree(child)
+    with contextlib.suppress(OSError):
+        group.rmdir()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_groups(parent: Path) -> None:
+    """Groups of workers that died without removing theirs."""
+    for group in parent.glob("sandpit-*"):
+        pid = group.name.removeprefix("sandpit-")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            remove_tree(group)
+
+
+class V1Group(SlotGroup):
+    def __init__(self, dirs: dict[str, Path]) -> None:
+        self.dirs = dirs
+        self.fds = [open_procs(path) for path in dirs.values()]
+        self.memory = dirs["memory"]
+        self.has_memsw = (self.memory / "memory.memsw.limit_in_bytes").exists()
+        self.limits: tuple[int, int] | None = None
+        self.cpu_ns = 0
+        self.ooms = 0
+        self.base_bytes = 0
+
+    def prepare(self, budget: Budget) -> None:
+        if self.limits != (budget.memory_bytes, budget.max_processes):
+            self._set_memory(budget.memory_bytes)
+            write(self.dirs["pids"] / "pids.max", str(budget.max_processes))
+            self.limits = (budget.memory_bytes, budget.max_processes)
+        write(self.memory / "memory.max_usage_in_bytes", "0")
+        self.base_bytes = read_int(self.memory / "memory.usage_in_bytes")
+        self.ooms = read_counter(self.memory / "memory.oom_control", "oom_kill")
+        self.cpu_ns = read_int(self.dirs["cpuacct"] / "cpuacct.usage")
+
+    def _set_memory(self, limit: int) -> None:
+        if not self.has_memsw:
+            write(self.memory / "memory.limit_in_bytes", str(limit))
+            return
+        # memory+swap may never be below memory: order the two writes by the direction of change.
+        try:
+            write(self.memory / "memory.limit_in_bytes", str(limit))
+            write(self.memory / "memory.memsw.limit_in_bytes", str(limit))
+        except OSError:
+            write(self.memory / "memory.memsw.limit_in_bytes", str(limit))
+            write(self.memory / "memory.limit_in_bytes", str(limit))
+
+    def join_fds(self) -> list[int]:
+        return self.fds
+
+    def usage(self) -> CallUsage:
+        peak = read_int(self.memory / "memory.max_usage_in_bytes")
+        return CallUsage(
+            cpu_ms=(read_int(self.dirs["cpuacct"] / "cpuacct.usage") - self.cpu_ns) / 1e6,
+            peak_memory_kb=max(0, peak - self.base_bytes) // 1024,
+            oom_killed=read_counter(self.memory / "memory.oom_control", "oom_kill") > self.ooms,
+        )
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+
+
+class CgroupV1Limiter(Limiter):
+    mode = LimitMode.cgroup_v1
+
+    def __init__(self, parents: dict[str, Path]) -> None:
+        self.bases = {name: parent / f"sandpit-{os.getpid()}" for name, parent in parents.items()}
+        for parent in parents.values():
+            remove_stale_groups(parent)
+        for base in self.bases.values():
+            base.mkdir(exist_ok=True)
+        self.groups: dict[int, V1Group] = {}
+
+    def slot(self, index: int) -> SlotGroup:
+        if index not in self.groups:
+            dirs = {name: base / f"slot-{index}" for name, base in self.bases.items()}
+            for path in dirs.values():
+                path.mkdir(exist_ok=True)
+            self.groups[index] = V1Group(dirs)
+        return self.groups[index]
+
+    def rlimits(self, budget: Budget) -> list[Rlimit]:
+        return common_rlimits(budget)
+
+    def describe(self) -> str:
+        return f"cgroup_v1 ({self.bases['memory'].parent})"
+
+    def close(self) -> None:
+        for group in self.groups.values():
+            group.close()
+        for base in self.bases.values():
+            remove_tree(base)
+
+
+class V2Group(SlotGroup):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fds = [open_procs(path)]
+        self.limits: tuple[int, int] | None = None
+        # memory.peak resets per open descriptor (Linux 6.12+): keep one, reset it before each call.
+        self.peak_fd = os.open(path / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
+        self.peak_resets = True
+        self.cpu_us = 0
+        self.ooms = 0
+        self.base_bytes = 0
+
+    def prepare(self, budget: Budget) -> None:
+        if self.limits != (budget.memory_bytes, budget.max_processes):
+            write(self.path / "memory.max", str(budget.memory_bytes))
+            with contextlib.suppress(FileNotFoundError):
+                # No swap: the limit is of memory, not of what can be paged out.
+                write(self.path / "memory.swap.max", "0")
+            write(self.path / "pids.max", str(budget.max_processes))
+            self.limits = (budget.memory_bytes, budget.max_processes)
+        if self.peak_resets:
+            try:
+                os.write(self.peak_fd, b"reset\n")
+            except OSError:
+                self.peak_resets = False
+        self.base_bytes = read_int(self.path / "memory.current")
+        self.ooms = read_counter(self.path / "memory.events", "oom_kill")
+        self.cpu_us = read_counter(self.path / "cpu.stat", "usage_usec")
+
+    def join_fds(self) -> list[int]:
+        return self.fds
+
+    def usage(self) -> CallUsage:
+        peak: int | None = None
+        if self.peak_resets:
+            os.lseek(self.peak_fd, 0, os.SEEK_SET)
+            peak = max(0, int(os.read(self.peak_fd, 64)) - self.base_bytes) // 1024
+        return CallUsage(
+            cpu_ms=(read_counter(self.path / "cpu.stat", "usage_usec") - self.cpu_us) / 1000,
+            peak_memory_kb=peak,
+            oom_killed=read_counter(self.path / "memory.events", "oom_kill") > self.ooms,
+        )
+
+    def close(self) -> None:
+        for fd in (*self.fds, self.peak_fd):
+            os.close(fd)
+
+
+class CgroupV2Limiter(Limiter):
+    mode = LimitMode.cgroup_v2
+
+    def __init__(self, parent: Path) -> None:
+        remove_stale_groups(parent)
+        self.base = parent / f"sandpit-{os.getpid()}"
+        self.base.mkdir(exist_ok=True)
+        enable_controllers(self.base)
+        self.groups: dict[int, V2Group] = {}
+
+    def slot(self, index: int) -> SlotGroup:
+        if index not in self.groups:
+            path = self.base / f"slot-{index}"
+            path.mkdir(exist_ok=True)
+            self.groups[index] = V2Group(path)
+        return self.groups[index]
+
+    def rlimits(self, budget: Budget) -> list[Rlimit]:
+        return common_rlimits(budget)
+
+    def describe(self) -> str:
+        return f"cgroup_v2 ({self.base.parent})"
+
+    def close(self) -> None:
+        for group in self.groups.values():
+            group.close()
+        remove_tree(self.base)
+
+
+def enable_controllers(group: Path) -> None:
+    write(group / "cgroup.subtree_control", " ".join(f"+{name}" for name in V2_CONTROLLERS))
+
+
+def own_cgroups() -> dict[str, str]:
+    """Controller (or "" for the v2 hierarchy) -> this process's cgroup path."""
+    paths: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+@dataclass(frozen=True)
+class CgroupMount:
+    point: Path
+    # The group of the hierarchy mounted there: "/" on a host, the container's own group in some.
+    root: str
+
+    def directory_of(self, group: str) -> Path:
+        """Where `group` (as /proc/self/cgroup names it) is under this mount."""
+        path = Path(group)
+        relative = path.relative_to(self.root) if path.is_relative_to(self.root) else Path(group.lstrip("/"))
+        return self.point / relative
+
+
+def cgroup_mounts() -> dict[str, CgroupMount]:
+    """Controller (or "" for cgroup2) -> where its hierarchy is mounted."""
+    mounts: dict[str, CgroupMount] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        fstype, options = fields[separator + 1], fields[separator + 3]
+        mount = CgroupMount(Path(fields[4]), fields[3])
+        if fstype == "cgroup2":
+            mounts.setdefault("", mount)
+        elif fstype == "cgroup":
+            for option in options.split(","):
+                if option in V1_CONTROLLERS:
+                    mounts.setdefault(option, mount)
+    return mounts
+
+
+def v2_parent(group: Path) -> Path:
+    """A group under which this worker may enable the controllers for children of its own.
+
+    cgroup v2 lets a group that holds processes have no controller-enabled children, so when the
+    worker's own group holds processes (the container's root group, say) they move to a leaf first.
+    """
+    wanted = set(V2_CONTROLLERS)
+    if not wanted <= set((group / "cgroup.controllers").read_text().split()):
+        raise OSError(f"controllers {sorted(wanted)} are not delegated to {group}")
+    try:
+        enable_controllers(group)
+    except OSError:
+        leaf = group / "sandpit-supervisor"
+        leaf.mkdir(exist_ok=True)
+        for pid in (group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                write(leaf / "cgroup.procs", pid)
+        enable_controllers(group)
+    return group
+
+
+def choose_limiter(wanted: Literal["auto", "cgroup", "rlimit"]) -> Limiter:
+    """The best limiter this host allows, or the one the operator asked for."""
+    if wanted == "rlimit":
+        return RlimitLimiter("set by SANDPIT_SANDBOX_LIMITS")
+    try:
+        limiter = cgroup_limiter()
+    except OSError as exc:
+        if wanted == "cgroup":
+            raise
+        return RlimitLimiter(f"no writable cgroup: {exc}")
+    return limiter
+
+
+def cgroup_limiter() -> Limiter:
+    mounts, own = cgroup_mounts(), own_cgroups()
+    if all(name in mounts for name in V1_CONTROLLERS):
+        parents = {name: mounts[name].directory_of(own.get(name, "/")) for name in V1_CONTROLLERS}
+        limiter: Limiter = CgroupV1Limiter(parents)
+    elif "" in mounts:
+        limiter = CgroupV2Limiter(v2_parent(mounts[""].directory_of(own.get("", "/"))))
+    else:
+        raise OSError("no cgroup v1 memory, pids and cpuacct hierarchies and no cgroup2 mount")
+    try:
+        limiter.slot(0).prepare(Budget(64 << 20, 1, 8, 8, 1 << 20))
+    except OSError:
+        limiter.close()
+        raise
+    return limiter

@@ -1,0 +1,4 @@
+import sys
+
+print("exit 300 is 300 % 256")
+sys.exit(300)

@@ -1,0 +1,2 @@
+print("finishing early")
+raise SystemExit

@@ -1,0 +1,4 @@
+import os
+
+print("this text stays in the buffer")
+os.close(1)

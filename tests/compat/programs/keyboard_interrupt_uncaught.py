@@ -1,0 +1,6 @@
+def long_computation():
+    print("working")
+    raise KeyboardInterrupt
+
+
+long_computation()

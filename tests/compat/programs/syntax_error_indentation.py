@@ -1,0 +1,8 @@
+def main():
+    total = 0
+    for i in range(10):
+        total += i
+      print(total)
+
+
+main()

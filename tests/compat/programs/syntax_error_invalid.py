@@ -1,0 +1,4 @@
+print("this line is fine")
+x = 5
+if x = 5:
+    print("equal")

@@ -1,0 +1,6 @@
+def main():
+    values = [1, 2, 3
+    print(sum(values))
+
+
+main()

@@ -1,0 +1,180 @@
+"""The limiters on this host's real kernel: a process that joins a slot's cgroup is limited and
+measured there; the rlimit fallback keeps threads working. No namespaces here: only the limits."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.sandbox.limits import (
+    Budget,
+    CgroupMount,
+    CgroupV1Limiter,
+    Limiter,
+    LimitMode,
+    RlimitLimiter,
+    cgroup_mounts,
+    choose_limiter,
+    own_cgroups,
+)
+from service.sandbox.process import Confinement
+from tests.calls import HOST_HAS_CGROUP_V1
+
+MB = 1024 * 1024
+BUDGET = Budget(memory_bytes=128 * MB, cpu_seconds=10, max_processes=32, max_open_files=64, max_file_bytes=MB)
+HOST_HAS_V1 = HOST_HAS_CGROUP_V1
+
+
+@pytest.fixture
+def limiter() -> Iterator[Limiter]:
+    chosen = choose_limiter("auto")
+    yield chosen
+    chosen.close()
+
+
+def run_joined(limiter: Limiter, budget: Budget, code: str) -> subprocess.CompletedProcess[bytes]:
+    group = limiter.slot(0)
+    group.prepare(budget)
+    confinement = Confinement(limiter.rlimits(budget), group.join_fds())
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, preexec_fn=confinement.apply)
+
+
+def test_a_root_worker_on_a_cgroup_v1_host_gets_cgroups(limiter: Limiter) -> None:
+    if not HOST_HAS_V1:
+        assert limiter.mode in {LimitMode.cgroup_v2, LimitMode.rlimit}
+        return
+    assert limiter.mode == LimitMode.cgroup_v1
+    assert limiter.describe().startswith("cgroup_v1")
+    # Under a cgroup the address space is not limited, so threads and big runtimes work.
+    kinds = {kind for kind, _, _ in limiter.rlimits(BUDGET)}
+    assert resource.RLIMIT_AS not in kinds and resource.RLIMIT_NPROC not in kinds
+
+
+@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+def test_usage_counts_the_whole_tree(limiter: Limiter) -> None:
+    code = (
+        "import os\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    block = bytearray(60 * 2**20)\n"
+        "    sum(range(3_000_000))\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    done = run_joined(limiter, BUDGET, code)
+    assert done.returncode == 0, done.stderr
+    usage = limiter.slot(0).usage()
+    assert usage.oom_killed is False
+    assert usage.peak_memory_kb is not None and usage.peak_memory_kb >= 60 * 1024
+    assert usage.cpu_ms is not None and usage.cpu_ms > 10
+
+
+@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+def test_memory_past_the_limit_is_an_oom_kill_in_the_group(limiter: Limiter) -> None:
+    done = run_joined(limiter, BUDGET, "block = bytearray(400 * 2**20)")
+    assert done.returncode == -signal.SIGKILL
+    usage = limiter.slot(0).usage()
+    assert usage.oom_killed is True
+    # The next call in the same slot starts with a clean count.
+    done = run_joined(limiter, BUDGET, "print('fine')")
+    assert done.returncode == 0
+    assert limiter.slot(0).usage().oom_killed is False
+
+
+@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+def test_processes_past_pids_max_cannot_start(limiter: Limiter) -> None:
+    code = (
+        "import os, time\n"
+        "children = []\n"
+        "try:\n"
+        "    for _ in range(100):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(5)\n"
+        "            os._exit(0)\n"
+        "        children.append(pid)\n"
+        "except BlockingIOError:\n"
+        "    print(len(children))\n"
+        "for pid in children:\n"
+        "    os.kill(pid, 9)\n"
+    )
+    done = run_joined(limiter, BUDGET, code)
+    assert done.returncode == 0, done.stderr
+    # pids.max counts the parent too.
+    assert int(done.stdout) == BUDGET.max_processes - 1
+
+
+@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+def test_groups_are_made_once_and_removed_on_close() -> None:
+    limiter = choose_limiter("cgroup")
+    assert isinstance(limiter, CgroupV1Limiter)
+    first = limiter.slot(3)
+    assert limiter.slot(3) is first
+    bases = list(limiter.bases.values())
+    assert all((base / "slot-3").is_dir() for base in bases)
+    limiter.close()
+    assert not any(base.exists() for base in bases)
+
+
+@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+def test_groups_of_dead_workers_are_removed_at_start() -> None:
+    memory = cgroup_mounts()["memory"].directory_of(own_cgroups()["memory"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = memory / f"sandpit-{dead.pid}" / "slot-0"
+    stale.mkdir(parents=True)
+    limiter = choose_limiter("cgroup")
+    try:
+        assert not stale.parent.exists()
+    finally:
+        limiter.close()
+
+
+def test_the_rlimit_fallback_keeps_threads_working() -> None:
+    # 64 MiB of address space per thread arena would end this at the 7th thread without MALLOC_ARENA_MAX.
+    fallback = RlimitLimiter("test")
+    budget = Budget(256 * MB, 10, 64, 64, MB)
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor(16) as pool:\n"
+        "    print(sum(pool.map(lambda n: len(bytearray(n * 1000)), range(200))))\n"
+    )
+    confinement = Confinement(fallback.rlimits(budget))
+    env = {**os.environ, **fallback.env()}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, preexec_fn=confinement.apply, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == sum(n * 1000 for n in range(200))
+    assert fallback.mode == LimitMode.rlimit
+    assert {kind for kind, _, _ in fallback.rlimits(budget)} >= {resource.RLIMIT_AS, resource.RLIMIT_NPROC}
+
+
+def test_asking_for_rlimits_never_touches_cgroups(tmp_path: Path) -> None:
+    limiter = choose_limiter("rlimit")
+    assert limiter.mode == LimitMode.rlimit
+    assert limiter.slot(0).join_fds() == []
+    assert limiter.slot(0).usage().oom_killed is None
+
+
+@pytest.mark.parametrize(
+    ("root", "group", "directory"),
+    [
+        # A host: the whole hierarchy is mounted, groups are found by their full path.
+        ("/", "/process_api/abc", "/sys/fs/cgroup/memory/process_api/abc"),
+        # A container of a cgroup v1 host: its own group is mounted as the root, /proc names the full path.
+        ("/docker/abc", "/docker/abc", "/sys/fs/cgroup/memory"),
+        ("/docker/abc", "/docker/abc/sandpit", "/sys/fs/cgroup/memory/sandpit"),
+        # A private cgroup namespace: /proc names groups from the namespace's root.
+        ("/", "/", "/sys/fs/cgroup/memory"),
+    ],
+)
+def test_groups_are_found_under_the_mounted_root(root: str, group: str, directory: str) -> None:
+    assert CgroupMount(Path("/sys/fs/cgroup/memory"), root).directory_of(group) == Path(directory)

@@ -1,0 +1,142 @@
+"""`run_python` alone, without the service: a script forked from a warm interpreter prints and ends exactly
+as the same script run bare (`python3 main.py`), for the whole compatibility corpus and for the corners of
+CPython's start-up and shutdown that the corpus does not reach. How both runs are made: tests/compat/runs.py.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import types
+
+import pytest
+
+from service.sandbox.python_main import reseed_random_generators, system_exit_status, unbuffered_stdio
+from tests.compat.runs import bare_program_run, program_names, program_source, program_stdin, run_bare, run_forked
+
+CORNERS = {
+    "exit_code_beyond_a_c_long": "import sys\nsys.exit(2**70)\n",
+    "exit_code_negative": "import sys\nsys.exit(-1)\n",
+    "exit_with_a_float": "import sys\nsys.exit(3.5)\n",
+    "exit_with_a_multiline_message": 'raise SystemExit("multi\\nline")\n',
+    "exit_subclass": "class Done(SystemExit):\n    pass\nraise Done(7)\n",
+    "exit_builtin_of_site": 'print("bye")\nexit(3)\n',
+    "excepthook_that_raises": (
+        "import sys\ndef hook(*args):\n    raise ValueError('hook broke')\nsys.excepthook = hook\n1/0\n"
+    ),
+    "excepthook_that_exits": "import sys\ndef hook(*args):\n    raise SystemExit(5)\nsys.excepthook = hook\n1/0\n",
+    "excepthook_missing": "import sys\ndel sys.excepthook\n1/0\n",
+    "excepthook_none": "import sys\nsys.excepthook = None\n1/0\n",
+    "main_kept_alive_elsewhere_is_cleared": (
+        "import sys, collections\n"
+        "class Noisy:\n    def __del__(self):\n        print('del', self.name)\n"
+        "_private, public = Noisy(), Noisy()\n_private.name, public.name = 'private', 'public'\n"
+        "collections.keep = sys.modules[__name__]\n"
+    ),
+    "keyboard_interrupt_subclass_exits_1": "class Stop(KeyboardInterrupt):\n    pass\nraise Stop('sub')\n",
+    "interrupt_while_joining_threads_at_exit": (
+        "import signal, threading, time\n"
+        "def interrupt(*args):\n    raise KeyboardInterrupt\n"
+        "signal.signal(signal.SIGALRM, interrupt)\n"
+        "threading.Thread(target=time.sleep, args=(0.5,)).start()\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.1)\n"
+        "print('main done')\n"
+    ),
+    "unraisablehook_sees_the_exit_flush_failure": (
+        "import os, sys\n"
+        "def hook(u):\n    print('custom unraisable:', u.exc_type.__name__, u.object, file=sys.stderr)\n"
+        "sys.unraisablehook = hook\nprint('x')\nos.close(1)\n"
+    ),
+    "stdout_closed_by_the_script": "import sys\nsys.stdout.write('x' * 10000)\nsys.stdout.close()\n",
+    "stdout_replaced_by_the_script": "import io, sys\nprint('real')\nsys.stdout = io.StringIO()\nprint('hidden')\n",
+    "del_of_an_object_in_the_traceback": (
+        "class D:\n    def __del__(self):\n        print('del D')\ndef f():\n    d = D()\n    1/0\nf()\n"
+    ),
+    "del_of_cycles_with_gc_disabled": (
+        "import gc\ngc.disable()\n"
+        "class N:\n    def __init__(s, name):\n        s.name, s.other = name, None\n"
+        "    def __del__(s):\n        print('del', s.name)\n"
+        "a, b = N('a'), N('b')\na.other, b.other = b, a\ndel a, b\nc = N('c')\nprint('end')\n"
+    ),
+    "import_of_main_itself": "import __main__\nx = 5\nprint(__main__.x, __main__.__name__)\n",
+    "module_docstring": '"""Module docstring."""\nprint(__doc__)\n',
+    "byte_order_mark": '\ufeffprint("bom ok")\n',
+    "fork_child_falls_off_the_end": (
+        "import os\nprint('start', flush=True)\nif os.fork() == 0:\n    print('child')\n"
+        "else:\n    os.wait()\n    print('parent')\n"
+    ),
+    "warning_stacklevel_beyond_the_script": "import warnings\nwarnings.warn('deep', stacklevel=2)\n",
+    "print_stack_at_top_level": "import traceback\ntraceback.print_stack()\n",
+    "inspect_stack_at_top_level": "import inspect\nprint(len(inspect.stack()))\n",
+    "no_frame_under_the_script": "import sys\nprint(sys._getframe().f_back)\n",
+    "threading_atexit_before_atexit": (
+        "import atexit, threading\n"
+        "threading._register_atexit(lambda: print('threading atexit'))\n"
+        "atexit.register(lambda: print('atexit'))\n"
+    ),
+    "logging_to_stderr": (
+        "import logging\nlogging.basicConfig(level=logging.INFO)\n"
+        "logging.info('hello %s', 'log')\nlogging.getLogger('x').warning('warn')\n"
+    ),
+    "syntax_error_at_end_of_file": "x = 1\nprint(x\n",
+    "standard_stream_attributes": (
+        "import sys\n"
+        "print(sys.getrecursionlimit(), sys.stdin.fileno(), sys.stdout.fileno(), sys.stdout.buffer.raw.name)\n"
+        "print(sys.stdout.mode, sys.stdin.mode, sys.stdin.newlines, sys.stdin.buffer, sys.stderr.buffer)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", program_names())
+def test_corpus_program_forked_behaves_as_bare_python(name: str) -> None:
+    assert run_forked(program_source(name), program_stdin(name)) == bare_program_run(name)
+
+
+@pytest.mark.parametrize("source", CORNERS.values(), ids=CORNERS.keys())
+def test_corner_case_forked_behaves_as_bare_python(source: str) -> None:
+    assert run_forked(source) == run_bare(source)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(None, 0), (0, 0), (3, 3), (256, 0), (-1, 255), (True, 1), (2**63, 255), (-(2**63), 0), ("bye", 1)],
+)
+def test_system_exit_status_is_what_the_interpreter_exits_with(code: object, status: int) -> None:
+    assert system_exit_status(SystemExit(code)) == status
+
+
+@pytest.mark.parametrize(
+    ("orig_argv", "unbuffered"),
+    [
+        (["python3", "main.py"], False),
+        (["python3", "-u", "main.py"], True),
+        (["python3", "-IuB", "main.py"], True),
+        (["python3", "-X", "dev", "-u", "main.py"], True),
+        (["python3", "-Wu", "main.py"], False),
+        (["python3", "-W", "u", "main.py"], False),
+        (["python3", "-c", "pass", "-u"], False),
+        (["python3", "main.py", "-u"], False),
+    ],
+)
+def test_unbuffered_stdio_is_read_from_the_interpreter_options(
+    monkeypatch: pytest.MonkeyPatch, orig_argv: list[str], unbuffered: bool
+) -> None:
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    assert unbuffered_stdio() is unbuffered
+
+
+def test_pythonunbuffered_counts_unless_the_environment_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.setattr(sys, "orig_argv", ["python3", "main.py"])
+    assert unbuffered_stdio() is not sys.flags.ignore_environment
+
+
+def test_generators_seeded_on_import_are_seeded_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zygote imported them once for every call: without a new seed each call would draw the same."""
+    seeded: list[bool] = []
+    monkeypatch.setitem(sys.modules, "numpy.random", types.SimpleNamespace(seed=lambda: seeded.append(True)))
+    state = random.getstate()
+    reseed_random_generators()
+    assert random.getstate() != state
+    assert seeded == [True]
