@@ -167,7 +167,8 @@ def restricted_violations(spec: Obj) -> set[str]:
         found.add("seccompProfile")
     for container in spec["containers"]:
         context = container.get("securityContext", {})
-        if not (context.get("runAsNonRoot") or pod.get("runAsNonRoot")):
+        # The container's own setting wins over the pod's.
+        if not context.get("runAsNonRoot", pod.get("runAsNonRoot")):
             found.add("runAsNonRoot")
         if context.get("allowPrivilegeEscalation") is not False:
             found.add("allowPrivilegeEscalation")
@@ -199,8 +200,12 @@ def test_worker_departs_from_restricted_only_by_the_documented_exceptions(object
     worker = find(objects, "Deployment", "worker")
     spec = pod_spec(worker)
     assert spec is not None
-    assert restricted_violations(spec) == {"procMount"}
+    # Root and capabilities only in the pod's own user namespace, for the entrypoint that delegates a cgroup.
+    assert restricted_violations(spec) == {"procMount", "runAsNonRoot", "allowPrivilegeEscalation", "capabilities"}
     assert spec["hostUsers"] is False
+    capabilities = spec["containers"][0]["securityContext"]["capabilities"]
+    assert capabilities["drop"] == ["ALL"]
+    assert set(capabilities["add"]) == {"SYS_ADMIN", "CHOWN", "SETUID", "SETGID", "SETPCAP"}
     assert spec["securityContext"]["seccompProfile"] == {
         "type": "Localhost",
         "localhostProfile": f"profiles/{SECCOMP_PROFILE.name}",

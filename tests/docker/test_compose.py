@@ -56,6 +56,41 @@ def test_fork_bomb_is_contained(compose_api: httpx.Client) -> None:
     assert execute(compose_api, language="python", code="print('still here')")["stdout"] == "still here\n"
 
 
+def test_worker_container_limits_calls_with_its_own_cgroup(compose_api: httpx.Client) -> None:
+    # The entrypoint delegated a cgroup to the worker before dropping to uid 10001.
+    assert compose_api.get("/v1/languages").json()["sandbox_limits"] in {"cgroup_v1", "cgroup_v2"}
+    threads = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor(32) as p:\n"
+        "    print(sum(p.map(abs, range(-5, 5))))\n"
+    )
+    assert execute(compose_api, language="python", code=threads)["stdout"] == "25\n"
+    pool = (
+        "from multiprocessing import Pool\n"
+        "if __name__ == '__main__':\n"
+        "    with Pool(2) as p:\n"
+        "        print(p.map(abs, [-1, -2]))\n"
+    )
+    assert execute(compose_api, language="python", code=pool)["stdout"] == "[1, 2]\n"
+    hog = execute(compose_api, language="python", code="b = bytearray(600 * 2**20)", memory_mb=256)
+    assert hog["status"] == "memory_limit", hog
+    assert isinstance(hog["peak_memory_kb"], int) and isinstance(hog["cpu_ms"], float)
+
+
+def test_nothing_in_the_worker_container_keeps_root_once_it_runs(compose_stack: ComposeStack) -> None:
+    # Root and CAP_SYS_ADMIN were the entrypoint's, to delegate the cgroup; pid 1 (tini) and the worker
+    # under it run as 10001 with no capability. `docker exec` itself is root: only pid 1 and below count.
+    worker = compose_stack.containers("worker")[0]
+    for pid in ("1", "$(cat /proc/1/task/1/children | cut -d' ' -f1)"):
+        status = subprocess.run(
+            ["docker", "exec", worker, "sh", "-c", f"cat /proc/{pid}/status"], capture_output=True, text=True
+        ).stdout
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        assert fields["Uid"].split() == ["10001"] * 4, status
+        assert int(fields["CapEff"], 16) == int(fields["CapPrm"], 16) == int(fields["CapBnd"], 16) == 0, status
+        assert fields["NoNewPrivs"].strip() == "1", status
+
+
 async def _run_calls(url: str, count: int, started: asyncio.Event) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
