@@ -26,11 +26,15 @@ from service.sandbox.files import fetch_files, write_files
 from service.sandbox.limits import Budget, CallUsage, choose_limiter
 from service.sandbox.process import Confinement, ProcessOutcome, run_process
 from service.sandbox.workspaces import Workspaces, remove_stale
-from service.sandbox.zygote import ZygoteFailed, ZygotePool
+from service.sandbox.zygote import HEAVY, LEAN, Zygote, ZygoteFailed, ZygotePool
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+# A slot's cgroups, one per kind of call: each zygote's calls are born in its own (nothing else of
+# ours is ever in it), calls started cold join the third.
+COLD = "cold"
+CALL_KINDS = (LEAN.name, HEAVY.name, COLD)
 # What a zygote's start-up probe (`/bin/true`) may use.
 PROBE_BUDGET = Budget(256 * MB, 5, 64, 64, MB)
 COMPILE_OUTPUT_CAP = 64 * 1024
@@ -38,6 +42,10 @@ BWRAP_FAILED = 1
 # What a program prints when the address-space limit refused it memory (Python, C++, bash/glibc):
 # how memory_limit is told only in the rlimit fallback; under a cgroup the kernel's OOM count tells.
 MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"cannot allocate memory")
+
+
+def group_name(slot: int, kind: str) -> str:
+    return f"slot-{slot}-{kind}"
 
 
 class SandboxUnavailable(RuntimeError):
@@ -108,7 +116,8 @@ class Sandbox:
         write_etc(self.root / "etc")
         self.limiter = choose_limiter(settings.sandbox_limits)
         for slot in range(settings.worker_concurrency):
-            self.limiter.slot(slot)
+            for kind in CALL_KINDS:
+                self.limiter.group(group_name(slot, kind))
         log.info("sandbox limits: %s", self.limiter.describe())
         self.profile = BwrapProfile(
             settings.bwrap_path, self.root / "etc", settings.workspace_max_bytes, self.limiter.env()
@@ -156,7 +165,8 @@ class Sandbox:
             self.settings.worker_concurrency,
             self.settings.python_path,
             self.settings.workspace_max_bytes,
-            Confinement(self.limiter.rlimits(PROBE_BUDGET)),
+            lambda slot, kind: self.limiter.group(group_name(slot, kind)).join_fds(),
+            self.limiter.rlimits(PROBE_BUDGET),
         )
         try:
             await zygotes.start()
@@ -252,22 +262,25 @@ class Sandbox:
         *,
         strict_output: bool,
     ) -> StageResult:
+        zygote = self.zygotes.pick(slot, program, workspace) if self.zygotes is not None else None
         budget = Budget(
             memory_bytes=memory_mb * MB,
             cpu_seconds=math.ceil(timeout_s) + 1,
-            max_processes=self.settings.max_processes,
+            # A zygote's init shares its calls' group: the call's limit comes on top of it.
+            max_processes=self.settings.max_processes + (1 if zygote is not None else 0),
             max_open_files=self.settings.max_open_files,
             max_file_bytes=self.settings.workspace_max_bytes,
         )
-        group = self.limiter.slot(slot)
+        group = self.limiter.group(group_name(slot, zygote.spec.name if zygote is not None else COLD))
         group.prepare(budget)
         confinement = Confinement(self.limiter.rlimits(budget), group.join_fds())
-        outcome = await self._launch(workspace, slot, program, stdin, timeout_s, output_cap, confinement)
+        outcome = await self._launch(zygote, workspace, slot, program, stdin, timeout_s, output_cap, confinement)
         usage = group.usage()
         return to_stage(outcome, usage, classify(outcome, usage, strict_output))
 
     async def _launch(
         self,
+        zygote: Zygote | None,
         workspace: Path,
         slot: int,
         program: list[str],
@@ -276,11 +289,10 @@ class Sandbox:
         output_cap: int,
         confinement: Confinement,
     ) -> ProcessOutcome:
-        if self.zygotes is not None:
-            zygote = self.zygotes.pick(slot, program, workspace)
+        if zygote is not None:
             started = time.perf_counter()
             try:
-                outcome = await zygote.run(program, stdin, timeout_s, output_cap, confinement)
+                outcome = await zygote.run(program, stdin, timeout_s, output_cap, confinement.rlimits)
                 metrics.SANDBOX_LAUNCH.labels("warm").observe(time.perf_counter() - started)
                 return outcome
             except ZygoteFailed as exc:

@@ -2,11 +2,13 @@
 
 One `Limiter` is chosen when the worker starts and reported: under a cgroup (v2 where the host
 delegates one, v1 where its memory, pids and cpuacct hierarchies are writable) each sandbox slot gets
-its own group, made once and reused call after call. Before a call the worker writes the call's memory
-and process limits into the slot's group and notes its counters; the call's first process joins the
-group by writing to a `cgroup.procs` file the worker opened (the kernel checks the opener's rights,
-so the unprivileged call needs none); afterwards the counters give the CPU time and peak memory of
-the whole process tree, and an OOM kill counted in the group is what makes `memory_limit`.
+a group per kind of call, made once and reused call after call (a slot runs one call at a time).
+Before a call the worker writes the call's memory and process limits into the group and notes its
+counters. Processes join a group by writing "0" to a `cgroup.procs` file the worker opened (the
+kernel checks the opener's rights, so the unprivileged sandbox needs none): a zygote's init once, so
+that the calls it forks are born there, or a cold call's first process. Afterwards the counters give
+the CPU time and peak memory of the whole process tree, and an OOM kill counted in the group is what
+makes `memory_limit`.
 
 Where no cgroup can be had (an unprivileged container, say), `RLIMIT_AS` caps memory instead, with
 `MALLOC_ARENA_MAX` set so that glibc's per-thread arenas do not exhaust the address space.
@@ -93,7 +95,8 @@ class Limiter(ABC):
     mode: LimitMode
 
     @abstractmethod
-    def slot(self, index: int) -> SlotGroup: ...
+    def group(self, name: str) -> SlotGroup:
+        """The group called `name` (made on first use, then the same one): one per slot and kind of call."""
 
     @abstractmethod
     def rlimits(self, budget: Budget) -> list[Rlimit]:
@@ -129,10 +132,10 @@ class RlimitLimiter(Limiter):
 
     def __init__(self, reason: str = "") -> None:
         self.reason = reason
-        self.group = NoGroup()
+        self.none = NoGroup()
 
-    def slot(self, index: int) -> SlotGroup:
-        return self.group
+    def group(self, name: str) -> SlotGroup:
+        return self.none
 
     def rlimits(self, budget: Budget) -> list[Rlimit]:
         return [
@@ -262,15 +265,15 @@ class CgroupV1Limiter(Limiter):
             remove_stale_groups(parent)
         for base in self.bases.values():
             base.mkdir(exist_ok=True)
-        self.groups: dict[int, V1Group] = {}
+        self.groups: dict[str, V1Group] = {}
 
-    def slot(self, index: int) -> SlotGroup:
-        if index not in self.groups:
-            dirs = {name: base / f"slot-{index}" for name, base in self.bases.items()}
+    def group(self, name: str) -> SlotGroup:
+        if name not in self.groups:
+            dirs = {controller: base / name for controller, base in self.bases.items()}
             for path in dirs.values():
                 path.mkdir(exist_ok=True)
-            self.groups[index] = V1Group(dirs)
-        return self.groups[index]
+            self.groups[name] = V1Group(dirs)
+        return self.groups[name]
 
     def rlimits(self, budget: Budget) -> list[Rlimit]:
         return common_rlimits(budget)
@@ -290,9 +293,12 @@ class V2Group(SlotGroup):
         self.path = path
         self.fds = [open_procs(path)]
         self.limits: tuple[int, int] | None = None
-        # memory.peak resets per open descriptor (Linux 6.12+): keep one, reset it before each call.
-        self.peak_fd = os.open(path / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
-        self.peak_resets = True
+        # memory.peak (Linux 5.19+) resets per open descriptor (6.12+): keep one, reset it before each call.
+        try:
+            self.peak_fd: int | None = os.open(path / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.peak_fd = None
+        self.peak_resets = self.peak_fd is not None
         self.cpu_us = 0
         self.ooms = 0
         self.base_bytes = 0
@@ -305,7 +311,7 @@ class V2Group(SlotGroup):
                 write(self.path / "memory.swap.max", "0")
             write(self.path / "pids.max", str(budget.max_processes))
             self.limits = (budget.memory_bytes, budget.max_processes)
-        if self.peak_resets:
+        if self.peak_resets and self.peak_fd is not None:
             try:
                 os.write(self.peak_fd, b"reset\n")
             except OSError:
@@ -319,7 +325,7 @@ class V2Group(SlotGroup):
 
     def usage(self) -> CallUsage:
         peak: int | None = None
-        if self.peak_resets:
+        if self.peak_resets and self.peak_fd is not None:
             os.lseek(self.peak_fd, 0, os.SEEK_SET)
             peak = max(0, int(os.read(self.peak_fd, 64)) - self.base_bytes) // 1024
         return CallUsage(
@@ -330,7 +336,8 @@ class V2Group(SlotGroup):
 
     def close(self) -> None:
         for fd in (*self.fds, self.peak_fd):
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
 
 
 class CgroupV2Limiter(Limiter):
@@ -341,14 +348,14 @@ class CgroupV2Limiter(Limiter):
         self.base = parent / f"sandpit-{os.getpid()}"
         self.base.mkdir(exist_ok=True)
         enable_controllers(self.base)
-        self.groups: dict[int, V2Group] = {}
+        self.groups: dict[str, V2Group] = {}
 
-    def slot(self, index: int) -> SlotGroup:
-        if index not in self.groups:
-            path = self.base / f"slot-{index}"
+    def group(self, name: str) -> SlotGroup:
+        if name not in self.groups:
+            path = self.base / name
             path.mkdir(exist_ok=True)
-            self.groups[index] = V2Group(path)
-        return self.groups[index]
+            self.groups[name] = V2Group(path)
+        return self.groups[name]
 
     def rlimits(self, budget: Budget) -> list[Rlimit]:
         return common_rlimits(budget)
@@ -450,7 +457,7 @@ def cgroup_limiter() -> Limiter:
     else:
         raise OSError("no cgroup v1 memory, pids and cpuacct hierarchies and no cgroup2 mount")
     try:
-        limiter.slot(0).prepare(Budget(64 << 20, 1, 8, 8, 1 << 20))
+        limiter.group("probe").prepare(Budget(64 << 20, 1, 8, 8, 1 << 20))
     except OSError:
         limiter.close()
         raise

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from service.sandbox import zygote_protocol as protocol
 from service.sandbox.bwrap import BwrapProfile
-from service.sandbox.process import CALL_NICENESS, CapturedStream, Confinement, ProcessOutcome, drain, feed
+from service.sandbox.limits import Rlimit
+from service.sandbox.process import CALL_NICENESS, CapturedStream, ProcessOutcome, drain, feed
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,11 @@ class Zygote:
         python_path: str,
         uid: int | None,
         tmp_bytes: int,
-        probe: Confinement,
+        join_fds: list[int],
+        probe: list[Rlimit],
     ) -> None:
         self.spec = spec
+        self.join_fds = join_fds
         self.probe = probe
         self.profile = profile
         self.workspace = workspace
@@ -91,6 +94,7 @@ class Zygote:
             f"{SERVER_DIR}/zygote_server.py",
             str(server_end.fileno()),
             f"size={self.tmp_bytes},mode=1777",
+            ",".join(map(str, self.join_fds)),
             *self.spec.preload,
         ]
         argv = self.profile.zygote_command(self.workspace, Path(__file__).parent, SERVER_DIR, program)
@@ -98,7 +102,7 @@ class Zygote:
             self.process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
-                pass_fds=(server_end.fileno(),),
+                pass_fds=(server_end.fileno(), *self.join_fds),
                 env={},
                 user=self.uid,
                 group=self.uid,
@@ -138,7 +142,7 @@ class Zygote:
             self.process = None
 
     async def run(
-        self, program: list[str], stdin: bytes, timeout_s: float, output_cap: int, confinement: Confinement
+        self, program: list[str], stdin: bytes, timeout_s: float, output_cap: int, rlimits: list[Rlimit]
     ) -> ProcessOutcome:
         if self.control is None:
             await self.start()
@@ -148,16 +152,15 @@ class Zygote:
             "id": self.calls,
             "argv": program,
             "timeout_s": timeout_s,
-            "rlimits": confinement.rlimits,
+            "rlimits": rlimits,
             "niceness": CALL_NICENESS,
             "shm_bytes": self.tmp_bytes,
-            "join_fds": len(confinement.join_fds),
         }
         stdout = CapturedStream(output_cap, bytearray())
         stderr = CapturedStream(output_cap, bytearray())
         started = time.perf_counter()
         async with CallPipes() as pipes:
-            socket.send_fds(self.control, [protocol.encode(request)], [*pipes.child_ends(), *confinement.join_fds])
+            socket.send_fds(self.control, [protocol.encode(request)], pipes.child_ends())
             pipes.close_child_ends()
             io = asyncio.gather(
                 feed(pipes.stdin_writer, stdin),
@@ -259,11 +262,21 @@ class ZygotePool:
         slots: int,
         python_path: str,
         tmp_bytes: int,
-        probe: Confinement,
+        join_fds_of: Callable[[int, str], list[int]],
+        probe: list[Rlimit],
     ) -> None:
         self.python_path = python_path
         self.zygotes = {
-            (slot, spec.name): Zygote(spec, profile, workspace_of(slot), python_path, uid_of(slot), tmp_bytes, probe)
+            (slot, spec.name): Zygote(
+                spec,
+                profile,
+                workspace_of(slot),
+                python_path,
+                uid_of(slot),
+                tmp_bytes,
+                join_fds_of(slot, spec.name),
+                probe,
+            )
             for slot in range(slots)
             for spec in (LEAN, HEAVY)
         }

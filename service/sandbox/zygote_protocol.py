@@ -2,8 +2,7 @@
 
 Standard library only: the zygote (`zygote_server.py`) imports this module inside the sandbox's own
 interpreter. Each message is one JSON datagram on a SOCK_SEQPACKET socket. A `CallRequest` carries,
-as passed descriptors, the call's stdin, stdout and stderr, then `len(join_fds)` descriptors of
-`cgroup.procs` files the call's process writes "0" to in order to join its slot's cgroup.
+as passed descriptors, the call's stdin, stdout and stderr.
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ import json
 from typing import TypedDict
 
 STDIO_FDS = 3
-# stdio plus at most one cgroup.procs per v1 hierarchy.
-MAX_FDS = 8
 MAX_MESSAGE = 65536
 
 
@@ -33,7 +30,6 @@ class CallRequest(TypedDict):
     niceness: int
     # Size of the call's own /dev/shm (a fresh tmpfs, charged to the call's memory under a cgroup).
     shm_bytes: int
-    join_fds: int
 
 
 class CallReport(TypedDict, total=False):

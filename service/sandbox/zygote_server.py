@@ -34,6 +34,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,7 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 2.0
-MAX_MESSAGE, MAX_FDS, STDIO_FDS = protocol.MAX_MESSAGE, protocol.MAX_FDS, protocol.STDIO_FDS
+MAX_MESSAGE, STDIO_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS
 STARTED = b"started"
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -71,6 +72,20 @@ def check(result: int, what: str) -> None:
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     encoded = [value.encode() if value is not None else None for value in (source, target, fstype, data)]
     check(libc.mount(encoded[0], encoded[1], encoded[2], flags, encoded[3]), f"mount {target}")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every call of this zygote is set up with."""
+
+    # The seccomp filter, compiled once.
+    policy: bytes
+    # mount(2) options of each call's /tmp.
+    tmp_options: str
+    # cgroup.procs descriptors of this zygote's group in its slot, opened by the worker. The init joins
+    # it once, so that each call's process is born in it: moving a process between groups waits for
+    # an RCU grace period (~10 ms here), which would otherwise be every call's time.
+    join_fds: list[int]
 
 
 class SockFilterProgram(ctypes.Structure):
@@ -108,10 +123,17 @@ def apply_limits(request: protocol.CallRequest, in_process: bool) -> None:
 
 
 def join_cgroup(fds: list[int]) -> None:
-    """Move this process into its slot's cgroup, before it allocates anything; its children follow."""
+    """Move this process into the calls' cgroup; the processes it forks are born there."""
     for fd in fds:
         os.write(fd, b"0")
         os.close(fd)
+
+
+def first_to_go_when_memory_runs_out() -> None:
+    """The init shares the call's group, and the OOM killer picks by size, plus this: the call's
+    processes (which inherit it) go before the init, whose pages of the warm image look big."""
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as adjustment:
+        adjustment.write("1000")
 
 
 def address_space_in_use() -> int:
@@ -129,20 +151,22 @@ def python_file_of(argv: list[str]) -> str | None:
     return argv[-1] if all(flag == "-B" for flag in argv[1:-1]) else None
 
 
-def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
+def run_call(channel: socket.socket, setup: Setup) -> None:
     """H: wait for the request, then become the call."""
     # While it waits: what running a Python script needs that does not depend on the script.
     prepare()
-    message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, MAX_FDS)
+    message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, STDIO_FDS)
     request = protocol.decode_request(message)
-    join_cgroup(fds[STDIO_FDS:])
+    # Dumpable again, as an exec would make it (the init is not): its /proc/self is its own.
+    libc.prctl(PR_SET_DUMPABLE, 1)
+    first_to_go_when_memory_runs_out()
     # Own mount and ipc namespaces: a fresh /tmp and /dev/shm (POSIX semaphores and shared memory, as
     # multiprocessing uses them), and no SysV objects shared with the calls before.
     check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
     mount("none", "/", None, MS_REC | MS_PRIVATE)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_options)
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, setup.tmp_options)
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={request['shm_bytes']},mode=1777")
-    for target, fd in enumerate(fds[:STDIO_FDS]):
+    for target, fd in enumerate(fds):
         os.dup2(fd, target)
     os.closerange(3, channel.fileno())
     os.closerange(channel.fileno() + 1, 65536)
@@ -150,7 +174,7 @@ def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
     script = python_file_of(request["argv"])
     apply_limits(request, in_process=script is not None)
     drop_capabilities()
-    load_filter(policy)
+    load_filter(setup.policy)
     # Tells G that what follows is the program's doing: an exit before this is a sandbox failure.
     channel.send(STARTED)
     channel.close()
@@ -162,14 +186,14 @@ def run_call(channel: socket.socket, policy: bytes, tmp_options: str) -> None:
 class CallProcess:
     """H, forked by G before its call arrives, waiting on its end of a socket pair."""
 
-    def __init__(self, policy: bytes, tmp_options: str, keep: list[socket.socket]) -> None:
+    def __init__(self, setup: Setup, keep: list[socket.socket]) -> None:
         self.channel, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
             try:
                 for sock in (*keep, self.channel):
                     sock.close()
-                run_call(child_end, policy, tmp_options)
+                run_call(child_end, setup)
             finally:
                 os._exit(EXIT_SETUP_FAILED)
         child_end.close()
@@ -223,7 +247,7 @@ def kill_everything_else() -> None:
             os.wait()
 
 
-def be_init(link: socket.socket, policy: bytes, tmp_options: str) -> None:
+def be_init(link: socket.socket, setup: Setup) -> None:
     """G: pid 1 of the slot's call namespace, for as long as it lives. Per call: hand the request to
     the waiting H, enforce the deadline, then kill and reap whatever the call left, and only then
     report, so nothing of a call still runs when the worker empties the workspace for the next."""
@@ -234,9 +258,10 @@ def be_init(link: socket.socket, policy: bytes, tmp_options: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     mount("none", "/", None, MS_REC | MS_PRIVATE)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    join_cgroup(setup.join_fds)
     while True:
-        call = CallProcess(policy, tmp_options, [link])
-        message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, MAX_FDS)
+        call = CallProcess(setup, [link])
+        message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, STDIO_FDS)
         if not message:
             os._exit(0)
         request = protocol.decode_request(message)
@@ -252,7 +277,7 @@ def be_init(link: socket.socket, policy: bytes, tmp_options: str) -> None:
 class CallNamespace:
     """A and G: A makes a new pid namespace and forks G into it as pid 1, then only waits for G."""
 
-    def __init__(self, control: socket.socket, policy: bytes, tmp_options: str) -> None:
+    def __init__(self, control: socket.socket, setup: Setup) -> None:
         self.link, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
@@ -264,7 +289,7 @@ class CallNamespace:
                 init = os.fork()
                 if init == 0:
                     try:
-                        be_init(child_end, policy, tmp_options)
+                        be_init(child_end, setup)
                     finally:
                         os._exit(EXIT_SETUP_FAILED)
                 child_end.close()
@@ -299,17 +324,17 @@ class CallNamespace:
         self.link.close()
 
 
-def serve(control: socket.socket, tmp_options: str) -> None:
+def serve(control: socket.socket, tmp_options: str, join_fds: list[int]) -> None:
     from seccomp_policy import make_filter  # type: ignore[import-not-found]
 
-    policy = compiled_filter(make_filter())
+    setup = Setup(compiled_filter(make_filter()), tmp_options, join_fds)
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()
     gc.freeze()
     control.send(protocol.encode({"ready": True, "modules": sorted(sys.modules)}))
-    namespace = CallNamespace(control, policy, tmp_options)
+    namespace = CallNamespace(control, setup)
     while True:
-        message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, MAX_FDS)
+        message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, STDIO_FDS)
         if not message:
             return
         request = protocol.decode_request(message)
@@ -317,14 +342,14 @@ def serve(control: socket.socket, tmp_options: str) -> None:
         if report is None:
             # G died or stopped answering: a fresh namespace for the next call.
             namespace.close()
-            namespace = CallNamespace(control, policy, tmp_options)
+            namespace = CallNamespace(control, setup)
             report = {"error": "the call's init died"}
         report["id"] = request["id"]
         control.send(protocol.encode(report))
 
 
 def main() -> None:
-    control_fd, tmp_options, *preload = sys.argv[1:]
+    control_fd, tmp_options, join_fds, *preload = sys.argv[1:]
     for module in preload:
         try:
             __import__(module)
@@ -333,7 +358,7 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # The worker going away closes the control socket: so are we.
     with contextlib.suppress(ConnectionResetError, BrokenPipeError):
-        serve(socket.socket(fileno=int(control_fd)), tmp_options)
+        serve(socket.socket(fileno=int(control_fd)), tmp_options, [int(fd) for fd in join_fds.split(",") if fd])
 
 
 if __name__ == "__main__":

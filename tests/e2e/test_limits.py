@@ -178,3 +178,35 @@ def test_the_rlimit_fallback_runs_threads_and_still_limits_memory(fallback: http
     assert ok["status"] == "ok" and ok["stdout"] == "2500\n", ok
     hog = execute(fallback, language="python", code=MEMORY_HOGS["pure_python"], memory_mb=256)
     assert hog["status"] == "memory_limit", hog
+
+
+def test_an_oom_kill_takes_only_the_call(api: httpx.Client) -> None:
+    # Each zygote's calls have a group of their own in the slot that holds nothing of ours: the heavy
+    # zygote's waiting interpreter (numpy and sympy mapped) is never the victim of a lean call's OOM.
+    group = "import re\nprint(re.search(r'memory:.*/(slot-\\d+-\\w+)', open('/proc/self/cgroup').read())[1])"
+    for _ in range(4):
+        hog = execute(api, language="python", code=MEMORY_HOGS["pure_python"], memory_mb=32)
+        assert hog["status"] == "memory_limit", hog
+    # The heavy zygote's init (numpy and sympy mapped: large) shares its calls' group; small processes
+    # of a call that fill it must still go first.
+    small_hogs = (
+        "import numpy, subprocess\n"
+        "hog = 'import time; b = bytearray(12 * 2**20); b[::4096] = bytes(len(b[::4096])); time.sleep(5)'\n"
+        "children = [subprocess.Popen(['python3', '-c', hog]) for _ in range(8)]\n"
+        "print([child.wait() for child in children])\n"
+    )
+    hog = execute(api, language="python", code=small_hogs, memory_mb=64)
+    assert hog["status"] == "memory_limit", hog
+    lean = execute(api, language="python", code=group)
+    heavy = execute(api, language="python", code="import numpy\n" + group)
+    # Both still run warm, each in its zygote's group.
+    assert str(lean["stdout"]).endswith("-lean\n") and str(heavy["stdout"]).endswith("-heavy\n"), (lean, heavy)
+
+
+def test_a_calls_processes_go_first_when_memory_runs_out(api: httpx.Client) -> None:
+    code = (
+        "import subprocess\n"
+        "print(open('/proc/self/oom_score_adj').read().strip())\n"
+        "subprocess.run(['cat', '/proc/self/oom_score_adj'])\n"
+    )
+    assert execute(api, language="python", code=code)["stdout"] == "1000\n1000\n"

@@ -40,7 +40,7 @@ def limiter() -> Iterator[Limiter]:
 
 
 def run_joined(limiter: Limiter, budget: Budget, code: str) -> subprocess.CompletedProcess[bytes]:
-    group = limiter.slot(0)
+    group = limiter.group("slot-0")
     group.prepare(budget)
     confinement = Confinement(limiter.rlimits(budget), group.join_fds())
     return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, preexec_fn=confinement.apply)
@@ -70,7 +70,7 @@ def test_usage_counts_the_whole_tree(limiter: Limiter) -> None:
     )
     done = run_joined(limiter, BUDGET, code)
     assert done.returncode == 0, done.stderr
-    usage = limiter.slot(0).usage()
+    usage = limiter.group("slot-0").usage()
     assert usage.oom_killed is False
     assert usage.peak_memory_kb is not None and usage.peak_memory_kb >= 60 * 1024
     assert usage.cpu_ms is not None and usage.cpu_ms > 10
@@ -80,12 +80,12 @@ def test_usage_counts_the_whole_tree(limiter: Limiter) -> None:
 def test_memory_past_the_limit_is_an_oom_kill_in_the_group(limiter: Limiter) -> None:
     done = run_joined(limiter, BUDGET, "block = bytearray(400 * 2**20)")
     assert done.returncode == -signal.SIGKILL
-    usage = limiter.slot(0).usage()
+    usage = limiter.group("slot-0").usage()
     assert usage.oom_killed is True
     # The next call in the same slot starts with a clean count.
     done = run_joined(limiter, BUDGET, "print('fine')")
     assert done.returncode == 0
-    assert limiter.slot(0).usage().oom_killed is False
+    assert limiter.group("slot-0").usage().oom_killed is False
 
 
 @pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
@@ -115,8 +115,8 @@ def test_processes_past_pids_max_cannot_start(limiter: Limiter) -> None:
 def test_groups_are_made_once_and_removed_on_close() -> None:
     limiter = choose_limiter("cgroup")
     assert isinstance(limiter, CgroupV1Limiter)
-    first = limiter.slot(3)
-    assert limiter.slot(3) is first
+    first = limiter.group("slot-3")
+    assert limiter.group("slot-3") is first
     bases = list(limiter.bases.values())
     assert all((base / "slot-3").is_dir() for base in bases)
     limiter.close()
@@ -160,8 +160,8 @@ def test_the_rlimit_fallback_keeps_threads_working() -> None:
 def test_asking_for_rlimits_never_touches_cgroups(tmp_path: Path) -> None:
     limiter = choose_limiter("rlimit")
     assert limiter.mode == LimitMode.rlimit
-    assert limiter.slot(0).join_fds() == []
-    assert limiter.slot(0).usage().oom_killed is None
+    assert limiter.group("slot-0").join_fds() == []
+    assert limiter.group("slot-0").usage().oom_killed is None
 
 
 @pytest.mark.parametrize(
