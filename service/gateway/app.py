@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from service import metrics
 from service.config import Settings
 from service.gateway import batch, health, jobs, judge, languages, routes, run_code, sessions, telemetry, tools
 from service.gateway.auth import Tenants, TooManyRequests, authenticate
 from service.gateway.body_limit import BodyLimitMiddleware
+from service.gateway.cancel import ClientGone
 from service.gateway.limits import LimitError
 from service.gateway.routes import QueueUnavailable
 from service.gateway.state import GatewayState
@@ -84,6 +85,12 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.REJECTED.labels(exc.reason, exc.tenant).inc()
         body = {"detail": f"too many requests ({exc.reason}), retry after {exc.retry_after} s", "reason": exc.reason}
         return JSONResponse(body, status_code=429, headers={"Retry-After": exc.retry_after})
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(_: Request, __: ClientGone) -> Response:
+        # No one reads it (the server drops what is sent after a disconnect); the status is for the metrics:
+        # 499 is nginx's "client closed request".
+        return Response(status_code=499)
 
     @app.exception_handler(QueueUnavailable)
     async def queue_unavailable(_: Request, exc: QueueUnavailable) -> JSONResponse:

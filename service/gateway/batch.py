@@ -4,6 +4,7 @@ Every call is its own job on the same queue, so workers run them in parallel and
 only its own slot. With `?stream=true` each result is sent as one NDJSON line the moment it arrives;
 otherwise the body is all results in request order. A call that outlives its deadline gets a final
 `sandbox_error` through the same exactly-once publish as a worker's result, so the batch never hangs.
+When the client disconnects, every call of the batch not yet finished is cancelled.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
+from starlette.background import BackgroundTask
 
 from service.gateway.calls import enqueue, give_up, new_job, wait_budget_s
+from service.gateway.cancel import ClientGone, abandon, unless_client_leaves
 from service.gateway.limits import LimitError
 from service.gateway.state import GatewayState, gateway_state
 from service.models import BatchRequest, ExecutionResult, Job
@@ -70,6 +73,7 @@ class BatchLine(BaseModel):
 async def execute_batch(
     body: BatchRequest,
     state: State,
+    http: Request,
     stream: Annotated[bool, Query(description="Send each result as an NDJSON line as soon as it finishes")] = False,
 ) -> Response:
     jobs = build_jobs(state, body)
@@ -80,11 +84,20 @@ async def execute_batch(
         discard_all(state, jobs)
         raise
     if stream:
-        return StreamingResponse(stream_lines(state, jobs, futures), media_type="application/x-ndjson")
-    try:
-        raws = await asyncio.gather(
-            *(await_result(state, job, future) for job, future in zip(jobs, futures, strict=True))
+        # Starlette stops the stream when the client disconnects, even before it started; the background
+        # task runs after the stream either way and cancels what it left unfinished.
+        return StreamingResponse(
+            stream_lines(state, jobs, futures),
+            media_type="application/x-ndjson",
+            background=BackgroundTask(abandon_unfinished, state, jobs, futures),
         )
+    gathered = asyncio.gather(*(await_result(state, job, future) for job, future in zip(jobs, futures, strict=True)))
+    try:
+        raws = await unless_client_leaves(http, gathered, None)
+    except ClientGone:
+        gathered.cancel()
+        await abandon(state, unfinished(jobs, futures))
+        raise
     finally:
         discard_all(state, jobs)
     return Response(b'{"results":[' + b",".join(raws) + b"]}", media_type="application/json")
@@ -122,6 +135,14 @@ async def stream_lines(
         for task in pending:
             task.cancel()
         discard_all(state, jobs)
+
+
+async def abandon_unfinished(state: GatewayState, jobs: list[Job], futures: list[asyncio.Future[bytes]]) -> None:
+    await abandon(state, unfinished(jobs, futures))
+
+
+def unfinished(jobs: list[Job], futures: list[asyncio.Future[bytes]]) -> list[Job]:
+    return [job for job, future in zip(jobs, futures, strict=True) if not future.done()]
 
 
 def discard_all(state: GatewayState, jobs: list[Job]) -> None:

@@ -1,27 +1,34 @@
 """Submitting jobs and waiting for their results: what every endpoint that runs code shares.
 
 A job is built from a validated request (`new_job`), enqueued with its `queued` record in one round
-trip, and awaited through the shared result listener. A caller that did not submit a job (a long-poll,
-a repeated idempotency key) registers as a watcher so the publish script notifies this gateway too.
+trip, and awaited through the shared result listener while the client's connection is watched: a client
+that goes away has its job cancelled (`cancel.py`). A caller that did not submit a job (a long-poll, a
+repeated idempotency key) registers as a watcher so the publish script notifies this gateway too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 
-from fastapi import HTTPException
+import orjson
+from fastapi import HTTPException, Request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service import logs, metrics
 from service.gateway.auth import TooManyRequests, current_tenant
+from service.gateway.cancel import ClientGone, abandon, unless_client_leaves
 from service.gateway.limits import check_judge, judge_run_s, resolve_limits, run_budget_s
 from service.gateway.state import GatewayState
 from service.gateway.telemetry import note_job
 from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
+from service.queue.jobs import JobSnapshot
+
+log = logging.getLogger(__name__)
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Time beyond its own limits a call may take to come back: queue hand-off, sandbox start, a redelivery.
@@ -96,29 +103,56 @@ async def claim_idempotency_key(state: GatewayState, key: str | None, job: Job) 
         return None
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise HTTPException(400, detail=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    ttl_s = state.settings.result_ttl_s
     try:
-        return await state.jobs.claim_idempotency_key(key, job.id, state.settings.result_ttl_s)
+        earlier = await state.jobs.claim_idempotency_key(key, job.id, ttl_s)
+        if earlier is None:
+            return None
+        # A gateway (or Redis) that died between binding the key and enqueuing its job left a key that
+        # names a job nobody will ever run: the retry takes the key over instead of waiting for it.
+        never_enqueued = await state.jobs.snapshot(earlier) == JobSnapshot(None, None)
+        if never_enqueued and await state.jobs.take_over_idempotency_key(key, earlier, job.id, ttl_s):
+            log.info("idempotency key of job %s named no job; taken over by %s", earlier, job.id)
+            return None
+        return earlier
     except REDIS_DOWN as exc:
         raise QueueUnavailable from exc
 
 
-async def run_and_wait(state: GatewayState, job: Job, idempotency_key: str | None = None) -> bytes:
-    """Enqueue `job` (or follow the job its idempotency key names) and return its result JSON."""
+async def run_and_wait(state: GatewayState, job: Job, http: Request, idempotency_key: str | None = None) -> bytes:
+    """Enqueue `job` (or follow the job its idempotency key names) and return its result JSON.
+
+    If the client disconnects first, the job is cancelled and `ClientGone` raised.
+    """
     budget_s = wait_budget_s(state, job)
-    earlier = await claim_idempotency_key(state, idempotency_key, job)
-    if earlier is not None:
+    while (earlier := await claim_idempotency_key(state, idempotency_key, job)) is not None:
         raw = await wait_for_job(state, earlier, budget_s)
         if raw is None:
             raise no_result(earlier)
-        return raw
+        if not await key_freed_by_abandon(state, idempotency_key, earlier, raw):
+            return raw
     future = state.listener.expect(job.id)
     try:
         await enqueue(state, [job])
-        return await asyncio.wait_for(future, budget_s)
+        return await unless_client_leaves(http, future, budget_s)
     except TimeoutError:
         raise no_result(job.id) from None
+    except ClientGone:
+        await abandon(state, [job], idempotency_key)
+        raise
     finally:
         state.listener.discard(job.id)
+
+
+async def key_freed_by_abandon(state: GatewayState, key: str | None, job_id: str, raw: bytes) -> bool:
+    """Whether `raw` is the `cancelled` result of a job whose caller went away and freed `key`: a retry
+    with that key wants its call run again, not that result. A job cancelled by DELETE keeps its key."""
+    if key is None or orjson.loads(raw).get("status") != Status.cancelled:
+        return False
+    try:
+        return await state.jobs.idempotency_job(key) != job_id
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable from exc
 
 
 async def wait_for_job(state: GatewayState, job_id: str, timeout_s: float) -> bytes | None:

@@ -3,8 +3,8 @@
 `POST /v1/jobs` enqueues and answers at once with the job id. `GET /v1/jobs/{id}` reports
 queued / running / done (with the result) for any job, including ones sent to `/v1/execute`;
 `?wait=S` holds the request until the result exists or S seconds pass, through the shared result
-listener. `DELETE /v1/jobs/{id}` flags the job cancelled, tells the workers, and writes the final
-`cancelled` result through the exactly-once publish script, so a result that won the race stands.
+listener. `DELETE /v1/jobs/{id}` cancels the job (`cancel.py`). A job submitted here runs whether or
+not its submitter stays connected.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from service.gateway.calls import REDIS_DOWN, QueueUnavailable, claim_idempotency_key, enqueue, new_job, wait_for_job
+from service.gateway.cancel import cancel_jobs
 from service.gateway.routes import IdempotencyKey
 from service.gateway.state import GatewayState, gateway_state
 from service.models import ExecuteRequest, ExecutionResult, JobInfo, JobState, Status
@@ -74,8 +75,7 @@ async def cancel_job(job_id: JobId, state: State) -> JobInfo:
         return info
     cancelled = ExecutionResult(id=job_id, status=Status.cancelled, reason="cancelled by request", worker=info.worker)
     try:
-        await state.jobs.request_cancel(job_id, state.settings.result_ttl_s)
-        await state.queue.publish_final(cancelled, snapshot.record.reply_to, None, state.settings.result_ttl_s)
+        await cancel_jobs(state, [cancelled], snapshot.record.reply_to)
     except REDIS_DOWN as exc:
         raise QueueUnavailable from exc
     return await job_info(state, job_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from service.gateway.calls import new_job, run_and_wait
 from service.gateway.routes import CALL_RESPONSES, IdempotencyKey
@@ -26,7 +26,9 @@ State = Annotated[GatewayState, Depends(gateway_state)]
     summary="Compile once, run every test case, compare outputs in the worker; verdicts and pass ratio",
     responses=CALL_RESPONSES,
 )
-async def judge(request: JudgeRequest, state: State, idempotency_key: IdempotencyKey = None) -> JudgeResult:
+async def judge(
+    request: JudgeRequest, state: State, http: Request, idempotency_key: IdempotencyKey = None
+) -> JudgeResult:
     job = new_job(state, request.program(), state.id, state.settings.queue_wait_s, judge=request.spec())
-    raw = await run_and_wait(state, job, idempotency_key)
+    raw = await run_and_wait(state, job, http, idempotency_key)
     return JudgeResult.from_execution(ExecutionResult.model_validate_json(raw))

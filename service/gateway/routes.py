@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
 from service.gateway.calls import QueueUnavailable, new_job, run_and_wait
@@ -37,6 +37,8 @@ CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Run code in a sandbox and wait for the result",
     responses=CALL_RESPONSES,
 )
-async def execute(request: ExecuteRequest, state: State, idempotency_key: IdempotencyKey = None) -> Response:
+async def execute(
+    request: ExecuteRequest, state: State, http: Request, idempotency_key: IdempotencyKey = None
+) -> Response:
     job = new_job(state, request, reply_to=state.id, queue_wait_s=state.settings.queue_wait_s)
-    return Response(await run_and_wait(state, job, idempotency_key), media_type="application/json")
+    return Response(await run_and_wait(state, job, http, idempotency_key), media_type="application/json")

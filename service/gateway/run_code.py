@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -105,7 +105,7 @@ LANGUAGES = {"python": Language.python, "python3": Language.python, "cpp": Langu
     summary="SandboxFusion-compatible: run code, answer in SandboxFusion's shape",
     responses={422: {"description": "Malformed request (missing code or language, bad types)"}},
 )
-async def run_code(request: RunCodeRequest, state: State) -> RunCodeResponse:
+async def run_code(request: RunCodeRequest, state: State, http: Request) -> RunCodeResponse:
     language = LANGUAGES.get(request.language)
     if language is None:
         supported = ", ".join(sorted(LANGUAGES))
@@ -118,7 +118,7 @@ async def run_code(request: RunCodeRequest, state: State) -> RunCodeResponse:
     compile_timeout_s = min(request.compile_timeout, job.limits.compile_timeout_s)
     job = job.model_copy(update={"limits": job.limits.model_copy(update={"compile_timeout_s": compile_timeout_s})})
     try:
-        raw = await run_and_wait(state, job)
+        raw = await run_and_wait(state, job, http)
     except HTTPException as exc:
         return sandbox_error(str(exc.detail))
     return to_response(ExecutionResult.model_validate_json(raw))

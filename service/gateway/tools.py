@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, HTTPException
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from service.gateway.calls import new_job, run_and_wait
@@ -47,6 +47,7 @@ async def list_tools(state: State) -> dict[str, list[dict[str, Any]]]:
 async def call_tool(
     name: str,
     state: State,
+    http: Request,
     arguments: Annotated[Any, Body(examples=[{"expression": "2^10 + sqrt(16)"}])],
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -57,7 +58,7 @@ async def call_tool(
     if errors:
         return JSONResponse({"detail": errors, "schema": tool.spec.input_schema}, status_code=422)
     job = new_job(state, tool.request(arguments), state.id, state.settings.queue_wait_s)
-    result = ExecutionResult.model_validate_json(await run_and_wait(state, job, idempotency_key))
+    result = ExecutionResult.model_validate_json(await run_and_wait(state, job, http, idempotency_key))
     return tool_result(result)
 
 

@@ -3,7 +3,9 @@
 A job's record is written `queued` when it is enqueued, `running` by the worker that starts it, and
 deleted by the publish script together with its watchers once the result exists; the result key is
 then the truth. A cancel is a flag (read by a worker before it starts the job) plus a message on the
-cancel channel (heard by the worker running it). Every key is named in `keys.py`.
+cancel channel (heard by the worker running it). An idempotency key names the first job it was used
+for until it expires or that job's caller goes away (`release_idempotency_key`). Every key is named in
+`keys.py`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ BEGIN_JOB = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 return 1
+"""
+
+# KEYS: idempotency key. ARGV: the job it names, the job to bind it to, TTL seconds.
+TAKE_OVER_IDEMPOTENCY_KEY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# KEYS: idempotency key. ARGV: job id. Deletes the key only if it is still bound to that job.
+RELEASE_IDEMPOTENCY_KEY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -43,6 +58,8 @@ class JobStore:
         self.redis = queue.redis
         self.keys = queue.keys
         self._begin = self.redis.register_script(BEGIN_JOB)
+        self._release = self.redis.register_script(RELEASE_IDEMPOTENCY_KEY)
+        self._take_over = self.redis.register_script(TAKE_OVER_IDEMPOTENCY_KEY)
 
     async def snapshot(self, job_id: str) -> JobSnapshot:
         # One transaction: the publish script cannot run between the two reads and hide both.
@@ -60,10 +77,11 @@ class JobStore:
             pipe.expire(self.keys.watchers(job_id), max(1, int(ttl_s)))
             await pipe.execute()
 
-    async def request_cancel(self, job_id: str, ttl_s: int) -> None:
+    async def request_cancel(self, job_ids: list[str], ttl_s: int) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.keys.cancel(job_id), b"1", ex=ttl_s)
-            pipe.publish(self.keys.cancel_channel, job_id)
+            for job_id in job_ids:
+                pipe.set(self.keys.cancel(job_id), b"1", ex=ttl_s)
+                pipe.publish(self.keys.cancel_channel, job_id)
             await pipe.execute()
 
     async def begin(self, job: Job, worker_id: str, ttl_s: int) -> bool:
@@ -83,3 +101,16 @@ class JobStore:
         """Bind `key` to `job_id` unless it is bound already; return the job id it was bound to before."""
         previous: Any = await self.redis.set(self.keys.idempotency(key), job_id, nx=True, get=True, ex=ttl_s)
         return previous.decode() if previous else None
+
+    async def take_over_idempotency_key(self, key: str, earlier: str, job_id: str, ttl_s: int) -> bool:
+        """Bind `key` to `job_id` if it still names `earlier`; False if someone else changed it."""
+        return bool(await self._take_over(keys=[self.keys.idempotency(key)], args=[earlier, job_id, ttl_s]))
+
+    async def idempotency_job(self, key: str) -> str | None:
+        """The job id `key` is bound to now, if any."""
+        bound: Any = await self.redis.get(self.keys.idempotency(key))
+        return bound.decode() if bound else None
+
+    async def release_idempotency_key(self, key: str, job_id: str) -> None:
+        """Unbind `key` if it still names `job_id`, so the next call with it starts a new job."""
+        await self._release(keys=[self.keys.idempotency(key)], args=[job_id])

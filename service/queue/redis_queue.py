@@ -165,27 +165,39 @@ class RedisQueue:
         tenant: str | None = None,
     ) -> bool:
         """`publish_result` for callers without the job itself (a cancel): True if this was the one result."""
-        first = await self._publish(
-            keys=[
-                self.keys.result(result.id),
-                self.keys.jobs,
-                self.keys.attempts,
-                self.keys.job(result.id),
-                self.keys.watchers(result.id),
-                self.keys.in_flight,
-            ],
-            args=[
-                result.model_dump_json(),
-                ttl_s,
-                self.keys.group,
-                entry_id or b"",
-                self.keys.reply_channel(reply_to) if reply_to else "",
-                result.id,
-                self.keys.reply_channel_prefix,
-                tenant or "",
-            ],
-        )
-        return bool(first)
+        keys, args = self._publish_arguments(result, reply_to, entry_id, ttl_s, tenant)
+        return bool(await self._publish(keys=keys, args=args))
+
+    async def publish_finals(self, results: list[ExecutionResult], reply_to: str | None, ttl_s: int) -> None:
+        """`publish_final` of many results without their stream entries, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for result in results:
+                keys, args = self._publish_arguments(result, reply_to, None, ttl_s, None)
+                await self._publish(keys=keys, args=args, client=pipe)
+            await pipe.execute()
+
+    def _publish_arguments(
+        self, result: ExecutionResult, reply_to: str | None, entry_id: bytes | None, ttl_s: int, tenant: str | None
+    ) -> tuple[list[Any], list[Any]]:
+        keys = [
+            self.keys.result(result.id),
+            self.keys.jobs,
+            self.keys.attempts,
+            self.keys.job(result.id),
+            self.keys.watchers(result.id),
+            self.keys.in_flight,
+        ]
+        args = [
+            result.model_dump_json(),
+            ttl_s,
+            self.keys.group,
+            entry_id or b"",
+            self.keys.reply_channel(reply_to) if reply_to else "",
+            result.id,
+            self.keys.reply_channel_prefix,
+            tenant or "",
+        ]
+        return keys, args
 
     async def get_raw_results(self, job_ids: list[str]) -> list[bytes]:
         """The stored result JSON of those of `job_ids` that have finished."""

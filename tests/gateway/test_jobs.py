@@ -6,6 +6,10 @@ import time
 import uuid
 
 import httpx
+import redis
+
+from service.queue.keys import Keys
+from service.stack import LocalStack
 
 
 def submit(api: httpx.Client, code: str, **extra: object) -> str:
@@ -134,3 +138,17 @@ def test_execute_with_a_repeated_idempotency_key_returns_the_first_result(api: h
     second = api.post("/v1/execute", json=body, headers={"Idempotency-Key": key}).json()
     assert first["status"] == "ok"
     assert second == first
+
+
+def test_a_key_left_by_a_caller_that_died_before_enqueuing_is_taken_over(api: httpx.Client, stack: LocalStack) -> None:
+    # As a gateway killed between binding the key and enqueuing leaves it: bound to a job that never was.
+    key = uuid.uuid4().hex
+    keys = Keys(stack.settings.key_prefix)
+    redis.Redis.from_url(stack.settings.redis_url).set(keys.idempotency(key), uuid.uuid4().hex, ex=60)
+    body = {"language": "python", "code": "print('ran')", "timeout_s": 5}
+    started = time.monotonic()
+    result = api.post("/v1/execute", json=body, headers={"Idempotency-Key": key}).json()
+    assert (result["status"], result["stdout"]) == ("ok", "ran\n"), result
+    assert time.monotonic() - started < 5
+    again = api.post("/v1/execute", json=body, headers={"Idempotency-Key": key}).json()
+    assert again["id"] == result["id"]

@@ -36,7 +36,7 @@ async def test_a_job_is_queued_then_running_then_done(queue: RedisQueue) -> None
 async def test_a_cancelled_job_does_not_begin(queue: RedisQueue) -> None:
     store, job = JobStore(queue), make_job()
     await queue.enqueue(job)
-    await store.request_cancel(job.id, 60)
+    await store.request_cancel([job.id], 60)
     assert not await store.begin(job, "w1", 60)
     assert await store.cancelled_among([job.id, "other"]) == {job.id}
 
