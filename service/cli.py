@@ -31,18 +31,20 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     stack = LocalStack(settings, workers=args.workers, redis_url_given="redis_url" in settings.model_fields_set)
 
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+    def stop(_signum: int, _frame: object) -> None:
+        stack.request_stop()
 
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        stack.start()
+    # Installed even when inherited as ignored: a shell starts background jobs with SIGINT ignored,
+    # and Ctrl-C or a kill must still stop the stack, not orphan it.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    def announce() -> None:
         print(f"sandpit is up at {stack.url} (redis {settings.redis_url}); Ctrl-C stops it", flush=True)
-        return stack.wait()
-    except KeyboardInterrupt:
-        return 0
+
+    try:
+        return stack.serve(announce)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
 
 

@@ -1,8 +1,14 @@
-"""`sandpit up`: the whole service as local processes, stopped together.
+"""`sandpit up`: the whole service as local processes, kept running and stopped together.
 
 Starts `redis-server` as a child on a free loopback port (unless a Redis URL was given), one gateway
 and the requested number of worker processes, each as `python -m service.cli ...` with the same
-settings. Every child gets PR_SET_PDEATHSIG so none outlives this supervisor, even after a SIGKILL.
+settings. Every child gets PR_SET_PDEATHSIG so none outlives this supervisor, even after a SIGKILL,
+and its own process group, so a Ctrl-C reaches only the supervisor, which stops them in order.
+
+`serve` supervises: a child that exits is started again after a backoff, and Redis keeps its
+append-only file across its restarts, so queued and finished calls survive one. Only a role that
+keeps exiting (a crash loop) stops the stack. Test fixtures use `start` instead: no restarts, so a
+test that kills a process sees exactly what it did.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.config import Settings
@@ -27,6 +35,17 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 15.0
+# Children stop in this order: the gateway answers its waiting callers while the workers still run,
+# and both finish while Redis still runs.
+STOP_ORDER = ("gateway", "worker", "redis")
+POLL_S = 0.2
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+# A child that ran this long before it exited was healthy: its next restart waits FIRST_BACKOFF_S again.
+HEALTHY_AFTER_S = 30.0
+# A role that exits this many times within CRASH_WINDOW_S is crash-looping; restarting it is pointless.
+CRASH_LOOP_EXITS = 5
+CRASH_WINDOW_S = 60.0
 
 
 def free_port() -> int:
@@ -62,6 +81,12 @@ def _ready(url: str) -> bool:
         return False
 
 
+def describe_exit(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process the same settings as `settings`."""
     dumped = settings.model_dump(mode="json")
@@ -84,6 +109,48 @@ def worker_env(settings: Settings, index: int) -> dict[str, str]:
     return env
 
 
+@dataclass
+class Child:
+    """One child process of the stack: how to start it again, and how its restarts are going."""
+
+    role: str
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_file: Path | None
+    process: subprocess.Popen[bytes] = field(init=False)
+    started_at: float = 0.0
+    backoff_s: float = FIRST_BACKOFF_S
+    restart_at: float | None = None
+
+    def spawn(self) -> None:
+        output = self.log_file.open("ab") if self.log_file is not None else None
+        try:
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                preexec_fn=_die_with_parent,
+                process_group=0,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+            )
+        finally:
+            if output is not None:
+                output.close()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def schedule_restart(self, now: float) -> float:
+        """Plan the next start after an exit; the delay doubles while the child keeps exiting early."""
+        if now - self.started_at >= HEALTHY_AFTER_S:
+            self.backoff_s = FIRST_BACKOFF_S
+        delay = self.backoff_s
+        self.restart_at = now + delay
+        self.backoff_s = min(MAX_BACKOFF_S, delay * 2)
+        return delay
+
+
 class LocalStack:
     """Owns the child processes of one local deployment."""
 
@@ -93,94 +160,133 @@ class LocalStack:
         self.redis_url_given = redis_url_given
         # Each child's stdout and stderr go to <log_dir>/<role>-<n>.log instead of this terminal.
         self.log_dir = log_dir
-        self.children: list[tuple[str, subprocess.Popen[bytes], dict[str, str]]] = []
+        self.children: list[Child] = []
         self.redis_dir: Path | None = None
+        self.stop_requested = False
+        self.exits: defaultdict[str, deque[float]] = defaultdict(deque)
 
     @property
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.port}"
 
     def start(self) -> None:
+        """Start every child and wait until the gateway is ready; a child exiting meanwhile fails it."""
+        self._spawn_all()
+        _wait_until(lambda: _ready(self.url) or self._child_died(), 60, "the gateway")
+        if self._child_died():
+            raise RuntimeError("a child process exited during start-up")
+
+    def serve(self, on_ready: Callable[[], None]) -> int:
+        """Start every child and keep them running until `request_stop` (0) or a crash loop (1).
+
+        `on_ready` is called once, when the gateway first answers ready. The caller still calls `stop`.
+        """
+        try:
+            self._spawn_all()
+        except RuntimeError as exc:
+            log.error("%s", exc)
+            return 1
+        announced = False
+        while not self.stop_requested:
+            if (crash_loop := self._revive_children()) is not None:
+                log.error("%s: stopping the stack", crash_loop)
+                return 1
+            if not announced and _ready(self.url):
+                on_ready()
+                announced = True
+            time.sleep(POLL_S)
+        return 0
+
+    def request_stop(self) -> None:
+        """Make `serve` return; safe to call from a signal handler."""
+        self.stop_requested = True
+
+    def _spawn_all(self) -> None:
         if not self.redis_url_given:
             self._start_redis()
         env = {**os.environ, **settings_env(self.settings)}
         for index in range(self.workers):
-            self._spawn(
-                "worker", [sys.executable, "-m", "service.cli", "worker"], {**env, **worker_env(self.settings, index)}
-            )
+            worker_argv = [sys.executable, "-m", "service.cli", "worker"]
+            self._spawn("worker", worker_argv, {**env, **worker_env(self.settings, index)})
         self._spawn("gateway", [sys.executable, "-m", "service.cli", "gateway"], env)
-        _wait_until(lambda: _ready(self.url) or self._child_died(), 60, "the gateway")
-        if self._child_died():
-            raise RuntimeError("a child process exited during start-up")
 
     def _start_redis(self) -> None:
         redis_server = shutil.which("redis-server")
         if redis_server is None:
             raise RuntimeError("redis-server not found: install it (apt-get install redis-server) or set REDIS_URL")
         port = free_port()
+        # The data dir outlives Redis's restarts (its append-only file is how calls survive one) and
+        # is removed by `stop`.
         self.redis_dir = Path(tempfile.mkdtemp(prefix="sandpit-redis-"))
         argv = [
             redis_server,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(self.redis_dir),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--protected-mode",
-            "yes",
-            "--loglevel",
-            "warning",
+            *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.redis_dir)),
+            *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
+            *("--protected-mode", "yes", "--loglevel", "warning"),
         ]
         self._spawn("redis", argv, dict(os.environ))
         _wait_until(lambda: _port_open(port), 10, "redis-server")
         self.settings.redis_url = f"redis://127.0.0.1:{port}/0"
 
     def _spawn(self, role: str, argv: list[str], env: dict[str, str]) -> None:
-        output = None
+        name = f"{role}-{len(self.processes(role))}"
+        log_file = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = (self.log_dir / f"{role}-{len(self.processes(role))}.log").open("ab")
-        child = subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent, stdout=output, stderr=output)
-        if output is not None:
-            output.close()
-        self.children.append((role, child, env))
+            log_file = self.log_dir / f"{name}.log"
+        child = Child(role, name, argv, env, log_file)
+        child.spawn()
+        self.children.append(child)
 
     def processes(self, role: str) -> list[subprocess.Popen[bytes]]:
-        return [child for child_role, child, _ in self.children if child_role == role]
+        return [child.process for child in self.children if child.role == role]
 
     def restart(
         self, process: subprocess.Popen[bytes], signum: int = signal.SIGTERM, pause_s: float = 0.0
     ) -> subprocess.Popen[bytes]:
         """Stop one child with `signum` (SIGKILL to simulate a crash), wait `pause_s`, start it again."""
-        index = next(i for i, (_, child, _) in enumerate(self.children) if child is process)
-        role, _, env = self.children[index]
+        child = next(child for child in self.children if child.process is process)
         process.send_signal(signum)
         process.wait(STOP_GRACE_S)
         time.sleep(pause_s)
-        replacement = subprocess.Popen(process.args, env=env, preexec_fn=_die_with_parent)
-        self.children[index] = (role, replacement, env)
-        if role == "redis":
+        child.spawn()
+        if child.role == "redis":
             port = int(self.settings.redis_url.rsplit(":", 1)[1].split("/")[0])
             _wait_until(lambda: _port_open(port), 10, "redis-server")
-        return replacement
+        return child.process
 
     def _child_died(self) -> bool:
-        return any(child.poll() is not None for _, child, _ in self.children)
+        return any(child.process.poll() is not None for child in self.children)
 
-    def wait(self) -> int:
-        """Block until a child exits on its own; return its exit code."""
-        while True:
-            for role, child, _ in self.children:
-                code = child.poll()
-                if code is not None:
-                    log.error("%s (pid %d) exited with %s", role, child.pid, code)
-                    return code or 1
-            time.sleep(0.2)
+    def _revive_children(self) -> str | None:
+        """Restart the children whose backoff is over and schedule those that exited; or name a crash loop."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.spawn()
+                    log.info("%s restarted (pid %d)", child.name, child.process.pid)
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            if self._crash_looping(child.role, now):
+                return (
+                    f"{child.name} (pid {child.process.pid}) {describe_exit(code)}, the {CRASH_LOOP_EXITS}th exit of"
+                    f" a {child.role} within {CRASH_WINDOW_S:g}s: it is crash-looping (its output above says why)"
+                )
+            delay = child.schedule_restart(now)
+            log.warning(
+                "%s (pid %d) %s; restarting it in %gs", child.name, child.process.pid, describe_exit(code), delay
+            )
+        return None
+
+    def _crash_looping(self, role: str, now: float) -> bool:
+        exits = self.exits[role]
+        exits.append(now)
+        while exits[0] < now - CRASH_WINDOW_S:
+            exits.popleft()
+        return len(exits) >= CRASH_LOOP_EXITS
 
     def __enter__(self) -> LocalStack:
         try:
@@ -194,14 +300,19 @@ class LocalStack:
         self.stop()
 
     def stop(self) -> None:
-        # Gateway and workers first (newest first) so they finish their calls while Redis still runs.
-        for _, child, _ in reversed(self.children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        for role in STOP_ORDER:
+            stopping = [child for child in self.children if child.role == role]
+            for child in stopping:
+                if child.process.poll() is None:
+                    child.process.send_signal(signal.SIGTERM)
+            for child in stopping:
+                try:
+                    child.process.wait(STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    log.warning(
+                        "%s (pid %d) did not stop within %gs; killing it", child.name, child.process.pid, STOP_GRACE_S
+                    )
+                    child.process.kill()
+                    child.process.wait()
         if self.redis_dir is not None:
             shutil.rmtree(self.redis_dir, ignore_errors=True)

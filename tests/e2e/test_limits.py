@@ -7,6 +7,7 @@ is a worker told to use rlimits, as where no cgroup can be had.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import httpx
@@ -210,3 +211,24 @@ def test_a_calls_processes_go_first_when_memory_runs_out(api: httpx.Client) -> N
         "subprocess.run(['cat', '/proc/self/oom_score_adj'])\n"
     )
     assert execute(api, language="python", code=code)["stdout"] == "1000\n1000\n"
+
+
+def test_cpu_time_has_its_own_limit(api: httpx.Client) -> None:
+    # Two threads hashing in C (the GIL released) burn two CPU-seconds per second: RLIMIT_CPU
+    # (timeout + 1 s of CPU) ends the call before its wall clock does, and that is a timeout too.
+    code = (
+        "import hashlib, threading\n"
+        "block = bytes(64 * 2**20)\n"
+        "def burn():\n"
+        "    while True:\n"
+        "        hashlib.sha256(block).digest()\n"
+        "threads = [threading.Thread(target=burn) for _ in range(2)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+    )
+    result = execute(api, language="python", code=code, timeout_s=10)
+    assert result["status"] == "timeout", result
+    # SIGXCPU, at 11 CPU-seconds: well before the 10 s of wall clock on two cores.
+    assert result["signal"] == signal.SIGXCPU, result
+    assert isinstance(result["cpu_ms"], float) and result["cpu_ms"] >= 10_000, result
+    assert float(result["duration_ms"]) < 10_000, result  # type: ignore[arg-type]
