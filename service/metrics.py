@@ -41,6 +41,19 @@ REJECTED = Counter(
     ["reason", "tenant"],
     registry=GATEWAY,
 )
+RESULTS = Counter(
+    "sandpit_gateway_results",
+    "Results of the calls this gateway enqueued, as they arrived, by language and status",
+    ["language", "status"],
+    registry=GATEWAY,
+)
+RESULT_SECONDS = Histogram(
+    "sandpit_gateway_result_seconds",
+    "Time from enqueue to the result reaching this gateway, by language",
+    ["language"],
+    buckets=SECONDS,
+    registry=GATEWAY,
+)
 JOBS_ENQUEUED = Counter("sandpit_jobs_enqueued", "Jobs put on the stream, by language", ["language"], registry=GATEWAY)
 WAITING_CALLS = Gauge(
     "sandpit_gateway_waiting_calls", "Calls this gateway holds open, awaiting results", registry=GATEWAY

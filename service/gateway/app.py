@@ -15,9 +15,9 @@ from service.config import Settings
 from service.gateway import batch, health, jobs, judge, languages, routes, run_code, sessions, telemetry, tools
 from service.gateway.auth import Tenants, TooManyRequests, authenticate
 from service.gateway.body_limit import BodyLimitMiddleware
+from service.gateway.calls import NoLiveWorker, QueueUnavailable
 from service.gateway.cancel import ClientGone
 from service.gateway.limits import LimitError
-from service.gateway.routes import QueueUnavailable
 from service.gateway.state import GatewayState
 from service.queue.admission import Admission
 from service.queue.jobs import JobStore
@@ -94,7 +94,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(QueueUnavailable)
     async def queue_unavailable(_: Request, exc: QueueUnavailable) -> JSONResponse:
-        log.warning("queue unavailable: %s", exc.__cause__)
+        cause = exc.__cause__
+        log.warning("queue unavailable: %s: %s", type(cause).__name__, cause)
         return JSONResponse({"detail": "queue unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(NoLiveWorker)
+    async def no_live_worker(_: Request, __: NoLiveWorker) -> JSONResponse:
+        log.warning("no live worker to take the call")
+        return JSONResponse({"detail": "no live worker, retry later"}, status_code=503, headers={"Retry-After": "1"})
 
     return app

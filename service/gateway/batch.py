@@ -22,6 +22,7 @@ from service.gateway.calls import enqueue, give_up, new_job, wait_budget_s
 from service.gateway.cancel import ClientGone, abandon, unless_client_leaves
 from service.gateway.limits import LimitError
 from service.gateway.state import GatewayState, gateway_state
+from service.gateway.telemetry import note_outcome
 from service.models import BatchRequest, ExecutionResult, Job
 
 router = APIRouter()
@@ -115,9 +116,11 @@ def build_jobs(state: GatewayState, body: BatchRequest) -> list[Job]:
 
 async def await_result(state: GatewayState, job: Job, future: asyncio.Future[bytes]) -> bytes:
     try:
-        return await asyncio.wait_for(asyncio.shield(future), wait_budget_s(state, job))
+        raw = await asyncio.wait_for(asyncio.shield(future), wait_budget_s(state, job))
     except TimeoutError:
         return await give_up(state, job)
+    note_outcome(job, raw)
+    return raw
 
 
 async def stream_lines(

@@ -13,24 +13,25 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import orjson
 from fastapi import HTTPException, Request
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service import logs, metrics
 from service.gateway.auth import TooManyRequests, current_tenant
 from service.gateway.cancel import ClientGone, abandon, unless_client_leaves
 from service.gateway.limits import check_judge, judge_run_s, resolve_limits, run_budget_s
 from service.gateway.state import GatewayState
-from service.gateway.telemetry import note_job
+from service.gateway.telemetry import note_job, note_outcome
 from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
+from service.queue.errors import REDIS_DOWN
 from service.queue.jobs import JobSnapshot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Time beyond its own limits a call may take to come back: queue hand-off, sandbox start, a redelivery.
 RESULT_GRACE_S = 5.0
 MAX_IDEMPOTENCY_KEY = 200
@@ -39,7 +40,19 @@ QUEUE_FULL_RETRY_S = 1.0
 
 
 class QueueUnavailable(Exception):
-    pass
+    """Redis did not answer (the cause is chained): every route answers 503 through one handler."""
+
+
+class NoLiveWorker(Exception):
+    """No worker has sent a heartbeat lately: nothing could run the call (503, not a queue outage)."""
+
+
+async def call_redis(awaitable: Awaitable[T]) -> T:
+    """`awaitable`'s result, with "Redis is down" turned into the one exception routes answer 503 for."""
+    try:
+        return await awaitable
+    except REDIS_DOWN as exc:
+        raise QueueUnavailable from exc
 
 
 def new_job(
@@ -81,20 +94,19 @@ async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
     for job in jobs:
         job.tenant = tenant.name
     settings = state.settings
+    refusal = await call_redis(
+        state.admission.admit(tenant.name, len(jobs), settings.max_queue_depth, tenant.max_in_flight)
+    )
+    if refusal is not None:
+        raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S, tenant.name)
     try:
-        refusal = await state.admission.admit(tenant.name, len(jobs), settings.max_queue_depth, tenant.max_in_flight)
-        if refusal is not None:
-            raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S, tenant.name)
-        try:
-            await state.queue.enqueue_many(jobs, settings.result_ttl_s)
-            for job in jobs:
-                metrics.JOBS_ENQUEUED.labels(job.request.language).inc()
-        except BaseException:
-            with contextlib.suppress(*REDIS_DOWN):
-                await state.admission.release(tenant.name, len(jobs))
-            raise
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc
+        await call_redis(state.queue.enqueue_many(jobs, settings.result_ttl_s))
+    except BaseException:
+        with contextlib.suppress(*REDIS_DOWN):
+            await state.admission.release(tenant.name, len(jobs))
+        raise
+    for job in jobs:
+        metrics.JOBS_ENQUEUED.labels(job.request.language).inc()
 
 
 async def claim_idempotency_key(state: GatewayState, key: str | None, job: Job) -> str | None:
@@ -104,19 +116,16 @@ async def claim_idempotency_key(state: GatewayState, key: str | None, job: Job) 
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise HTTPException(400, detail=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     ttl_s = state.settings.result_ttl_s
-    try:
-        earlier = await state.jobs.claim_idempotency_key(key, job.id, ttl_s)
-        if earlier is None:
-            return None
-        # A gateway (or Redis) that died between binding the key and enqueuing its job left a key that
-        # names a job nobody will ever run: the retry takes the key over instead of waiting for it.
-        never_enqueued = await state.jobs.snapshot(earlier) == JobSnapshot(None, None)
-        if never_enqueued and await state.jobs.take_over_idempotency_key(key, earlier, job.id, ttl_s):
-            log.info("idempotency key of job %s named no job; taken over by %s", earlier, job.id)
-            return None
-        return earlier
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc
+    earlier = await call_redis(state.jobs.claim_idempotency_key(key, job.id, ttl_s))
+    if earlier is None:
+        return None
+    # A gateway (or Redis) that died between binding the key and enqueuing its job left a key that
+    # names a job nobody will ever run: the retry takes the key over instead of waiting for it.
+    never_enqueued = await call_redis(state.jobs.snapshot(earlier)) == JobSnapshot(None, None)
+    if never_enqueued and await call_redis(state.jobs.take_over_idempotency_key(key, earlier, job.id, ttl_s)):
+        log.info("idempotency key of job %s named no job; taken over by %s", earlier, job.id)
+        return None
+    return earlier
 
 
 async def run_and_wait(state: GatewayState, job: Job, http: Request, idempotency_key: str | None = None) -> bytes:
@@ -134,7 +143,9 @@ async def run_and_wait(state: GatewayState, job: Job, http: Request, idempotency
     future = state.listener.expect(job.id)
     try:
         await enqueue(state, [job])
-        return await unless_client_leaves(http, future, budget_s)
+        raw = await unless_client_leaves(http, future, budget_s)
+        note_outcome(job, raw)
+        return raw
     except TimeoutError:
         raise no_result(job.id) from None
     except ClientGone:
@@ -149,26 +160,21 @@ async def key_freed_by_abandon(state: GatewayState, key: str | None, job_id: str
     with that key wants its call run again, not that result. A job cancelled by DELETE keeps its key."""
     if key is None or orjson.loads(raw).get("status") != Status.cancelled:
         return False
-    try:
-        return await state.jobs.idempotency_job(key) != job_id
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc
+    return await call_redis(state.jobs.idempotency_job(key)) != job_id
 
 
 async def wait_for_job(state: GatewayState, job_id: str, timeout_s: float) -> bytes | None:
     """The result of a job submitted elsewhere, waiting up to `timeout_s` for it; None if not yet."""
     future = state.listener.expect(job_id)
     try:
-        await state.jobs.watch(job_id, state.id, timeout_s + RESULT_GRACE_S)
+        await call_redis(state.jobs.watch(job_id, state.id, timeout_s + RESULT_GRACE_S))
         # Watching first, then reading, leaves no gap: a result published in between is read here.
-        raw = (await state.jobs.snapshot(job_id)).raw_result
+        raw = (await call_redis(state.jobs.snapshot(job_id))).raw_result
         if raw is not None or timeout_s <= 0:
             return raw
         return await asyncio.wait_for(future, timeout_s)
     except TimeoutError:
         return None
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc
     finally:
         state.listener.discard(job_id)
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from service.gateway.calls import REDIS_DOWN
 from service.gateway.state import GatewayState, gateway_state
+from service.queue.errors import REDIS_DOWN
 
 router = APIRouter()
 State = Annotated[GatewayState, Depends(gateway_state)]

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from service.gateway.calls import REDIS_DOWN, QueueUnavailable, claim_idempotency_key, enqueue, new_job, wait_for_job
+from service.gateway.calls import call_redis, claim_idempotency_key, enqueue, new_job, wait_for_job
 from service.gateway.cancel import cancel_jobs
 from service.gateway.routes import IdempotencyKey
 from service.gateway.state import GatewayState, gateway_state
@@ -74,10 +74,7 @@ async def cancel_job(job_id: JobId, state: State) -> JobInfo:
     if info.state == JobState.done or snapshot.record is None:
         return info
     cancelled = ExecutionResult(id=job_id, status=Status.cancelled, reason="cancelled by request", worker=info.worker)
-    try:
-        await cancel_jobs(state, [cancelled], snapshot.record.reply_to)
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc
+    await call_redis(cancel_jobs(state, [cancelled], snapshot.record.reply_to))
     return await job_info(state, job_id)
 
 
@@ -86,10 +83,7 @@ async def job_info(state: GatewayState, job_id: str) -> JobInfo:
 
 
 async def read_snapshot(state: GatewayState, job_id: str) -> JobSnapshot:
-    try:
-        return await state.jobs.snapshot(job_id)
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc
+    return await call_redis(state.jobs.snapshot(job_id))
 
 
 def found(info: JobInfo | None, job_id: str) -> JobInfo:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from service.gateway.calls import REDIS_DOWN, QueueUnavailable
+from service.gateway.calls import call_redis
 from service.gateway.state import GatewayState, gateway_state
 from service.models import Runtimes
 
@@ -26,10 +26,7 @@ State = Annotated[GatewayState, Depends(gateway_state)]
     responses={503: {"description": "Queue unavailable; retry later"}},
 )
 async def list_languages(state: State) -> Runtimes:
-    try:
-        report = await state.queue.read_runtimes()
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc
+    report = await call_redis(state.queue.read_runtimes())
     return with_every_language(report or Runtimes.unreported())
 
 

@@ -7,11 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
-from service.gateway.calls import QueueUnavailable, new_job, run_and_wait
+from service.gateway.calls import new_job, run_and_wait
 from service.gateway.state import GatewayState, gateway_state
 from service.models import ExecuteRequest, ExecutionResult
-
-__all__ = ["QueueUnavailable", "router"]
 
 router = APIRouter()
 State = Annotated[GatewayState, Depends(gateway_state)]

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import Response
 
-from service.gateway.calls import REDIS_DOWN, QueueUnavailable, no_result
+from service.gateway.calls import NoLiveWorker, call_redis, no_result
 from service.gateway.limits import LimitError
 from service.gateway.state import GatewayState, gateway_state
 from service.models import (
@@ -33,7 +32,6 @@ from service.models import (
 )
 from service.queue.sessions import SessionStore
 
-T = TypeVar("T")
 router = APIRouter(tags=["sessions"])
 State = Annotated[GatewayState, Depends(gateway_state)]
 SessionId = Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
@@ -62,7 +60,7 @@ async def open_session(request: SessionRequest, state: State) -> SessionInfo:
     store = SessionStore(state.queue)
     workers = await call_redis(store.live_workers(state.settings.heartbeat_ttl_s))
     if not workers:
-        raise QueueUnavailable("no live worker")
+        raise NoLiveWorker
     session_id = uuid.uuid4().hex
     reasons: list[str] = []
     # Workers in random order: the first with room for another interpreter gets the session.
@@ -160,10 +158,3 @@ async def declare_lost(state: GatewayState, command: SessionCommand) -> Executio
     await call_redis(state.queue.publish_final(lost, None, None, state.settings.result_ttl_s))
     raw = (await call_redis(state.jobs.snapshot(command.id))).raw_result
     return ExecutionResult.model_validate_json(raw) if raw else lost
-
-
-async def call_redis(awaitable: Awaitable[T]) -> T:
-    try:
-        return await awaitable
-    except REDIS_DOWN as exc:
-        raise QueueUnavailable from exc

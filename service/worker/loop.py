@@ -18,13 +18,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service import logs, metrics
 from service.config import Settings
 from service.models import ExecutionResult, Status
+from service.queue.errors import REDIS_DOWN
 from service.queue.redis_queue import Claimed, RedisQueue
 from service.queue.stats import report_slots
 from service.sandbox.executor import Sandbox
@@ -33,7 +32,6 @@ from service.worker.sessions import SessionHost
 
 log = logging.getLogger(__name__)
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 CLAIM_BLOCK_MS = 1000
 RETRY_DELAY_S = 0.5
 
@@ -78,9 +76,8 @@ class Worker:
                 await asyncio.gather(*self.running.values(), return_exceptions=True)
             heartbeat.cancel()
             cancels.cancel()
-            sessions.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sessions
+            self.sessions.stop()
+            await sessions
             with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
                 await heartbeat
                 await self.queue.forget_worker(self.id)

@@ -12,11 +12,9 @@ import asyncio
 import contextlib
 import logging
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from service.config import Settings
 from service.models import ExecutionResult, Job, Status
+from service.queue.errors import REDIS_DOWN
 from service.queue.jobs import JobStore
 from service.queue.redis_queue import RedisQueue
 from service.sandbox.executor import Sandbox
@@ -25,7 +23,6 @@ from service.worker.slots import SlotLender
 
 log = logging.getLogger(__name__)
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 RECONNECT_DELAY_S = 0.5
 
 

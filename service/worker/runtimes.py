@@ -19,8 +19,9 @@ from pathlib import Path
 
 from service.config import Settings
 from service.models import Language, LanguageRuntime, Runtimes
+from service.queue.errors import REDIS_DOWN
 from service.queue.redis_queue import RedisQueue
-from service.worker.loop import REDIS_DOWN, RETRY_DELAY_S
+from service.worker.loop import RETRY_DELAY_S
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from service.config import Settings
 from service.models import ExecutionResult, SessionAction, SessionCommand, SessionRecord, Status
+from service.queue.errors import REDIS_DOWN
 from service.queue.redis_queue import RedisQueue
 from service.queue.sessions import SessionStore
 from service.sandbox.executor import Sandbox
@@ -27,7 +25,6 @@ from service.sandbox.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 COMMAND_BLOCK_S = 1.0
 RETRY_DELAY_S = 0.5
 REAP_EVERY_S = 5.0
@@ -59,14 +56,21 @@ class SessionHost:
             self.uid_of,
         )
         self.handling: set[asyncio.Task[None]] = set()
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Stop taking commands: `serve` returns within COMMAND_BLOCK_S."""
+        self.stopping = True
 
     async def serve(self) -> None:
-        """Answer this worker's session commands until cancelled; then end every session."""
+        """Answer this worker's session commands until `stop`; then end every session."""
         self.workspaces.root.mkdir(mode=0o711, exist_ok=True)
         self.workspaces.open()
         reaper = asyncio.create_task(self._reap_idle_forever(), name="session-reaper")
         try:
-            while True:
+            # Not ended by cancelling: redis-py does not give up a blocking BRPOP when its task is
+            # cancelled (seen: the worker hung on SIGTERM until killed). The flag ends it after one.
+            while not self.stopping:
                 command = await self._next_command()
                 if command is not None:
                     task = asyncio.create_task(self._handle(command), name=f"session-{command.session_id}")

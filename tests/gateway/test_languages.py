@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
-from service.config import Settings
-from service.gateway.app import create_app
 from service.models import Language, LanguageRuntime, Runtimes
-from service.queue.redis_queue import RedisQueue, connect
+from service.queue.redis_queue import RedisQueue
 from tests.calls import HOST_HAS_CGROUP_V1
 
 # Import name -> the distribution names it may be listed under.
@@ -68,19 +62,6 @@ def test_bash_and_cpp_are_listed_with_their_toolchain_versions(api: httpx.Client
     assert str(languages["bash"]["version"]).startswith("GNU bash, version ")
     assert str(languages["cpp"]["version"]).startswith("g++ ")
     assert languages["bash"]["packages"] == {} and languages["cpp"]["packages"] == {}
-
-
-@pytest.fixture
-async def gateway_without_workers(redis_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, RedisQueue]]:
-    """A real gateway on the session's Redis, under a prefix no worker has ever written to."""
-    prefix = f"test{uuid.uuid4().hex[:8]}"
-    app: FastAPI = create_app(Settings(redis_url=redis_url, key_prefix=prefix))
-    redis = connect(redis_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client, RedisQueue(redis, prefix)
-    await redis.aclose()
 
 
 async def test_before_any_worker_reports_every_language_is_listed_without_a_version(

@@ -28,6 +28,25 @@ def test_calls_move_request_and_enqueue_counters_by_route_and_language(observed_
     assert moved("sandpit_http_request_duration_seconds_count", route="/v1/execute", language="bash") == 1
     assert moved("sandpit_jobs_enqueued_total", language="python") == 3
     assert moved("sandpit_jobs_enqueued_total", language="bash") == 1
+    # Outcomes where the results arrive: no worker metrics port needed.
+    assert moved("sandpit_gateway_results_total", language="python", status="ok") == 3
+    assert moved("sandpit_gateway_results_total", language="bash", status="error") == 1
+    assert moved("sandpit_gateway_result_seconds_count", language="python") == 3
+
+
+def test_batch_results_are_counted_by_status(observed_stack: LocalStack) -> None:
+    url = observed_stack.url
+    before = scrape(url)
+    calls = [
+        {"language": "python", "code": "print(1)"},
+        {"language": "python", "code": "while True: pass", "timeout_s": 0.5},
+    ]
+    response = httpx.post(f"{url}/v1/execute/batch", json={"calls": calls}, headers=OPS, timeout=60)
+    assert [r["status"] for r in response.json()["results"]] == ["ok", "timeout"]
+    after = scrape(url)
+    for status in ("ok", "timeout"):
+        moved = value(after, "sandpit_gateway_results_total", language="python", status=status)
+        assert moved - value(before, "sandpit_gateway_results_total", language="python", status=status) == 1
 
 
 def test_refused_calls_are_counted_by_reason_and_tenant(observed_stack: LocalStack) -> None:
