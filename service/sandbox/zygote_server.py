@@ -145,7 +145,7 @@ def address_space_in_use() -> int:
 
 
 def python_file_of(argv: list[str]) -> str | None:
-    """The script when argv is `<this python> [-I] [-B] script.py`, which can run in the warm image."""
+    """The script when argv is `<this python> [-B] script.py`, which can run in the warm image."""
     if not argv or argv[0] != sys.executable or not argv[-1].endswith(".py"):
         return None
     return argv[-1] if all(flag == "-B" for flag in argv[1:-1]) else None
