@@ -52,9 +52,7 @@ class SandboxUnavailable(RuntimeError):
     pass
 
 
-def ran_out_of_memory(outcome: ProcessOutcome, usage: CallUsage) -> bool:
-    if usage.oom_killed is not None:
-        return usage.oom_killed
+def says_out_of_memory(outcome: ProcessOutcome) -> bool:
     return outcome.exit_code != 0 and any(m in outcome.stderr.data[-4096:] for m in MEMORY_MARKERS)
 
 
@@ -64,7 +62,8 @@ def classify(outcome: ProcessOutcome, usage: CallUsage, strict_output: bool) -> 
         return Status.memory_limit
     if outcome.timed_out or outcome.signal == signal.SIGXCPU:
         return Status.timeout
-    if ran_out_of_memory(outcome, usage):
+    # Without a cgroup watching, only the program's own words tell.
+    if usage.oom_killed is None and says_out_of_memory(outcome):
         return Status.memory_limit
     if strict_output and (outcome.stdout.truncated or outcome.stderr.truncated):
         return Status.output_limit

@@ -76,7 +76,7 @@ def common_rlimits(budget: Budget) -> list[Rlimit]:
 
 
 class SlotGroup(ABC):
-    """The limits of one sandbox slot, which runs one call at a time."""
+    """The limits of one kind of call in one sandbox slot, which runs one call at a time."""
 
     @abstractmethod
     def prepare(self, budget: Budget) -> None:
@@ -89,6 +89,10 @@ class SlotGroup(ABC):
     @abstractmethod
     def usage(self) -> CallUsage:
         """What the call used since `prepare`, once all of its processes are gone."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the group holds open (the limiter removes the group itself)."""
 
 
 class Limiter(ABC):
@@ -123,6 +127,9 @@ class NoGroup(SlotGroup):
 
     def usage(self) -> CallUsage:
         return CallUsage()
+
+    def close(self) -> None:
+        return None
 
 
 class RlimitLimiter(Limiter):
@@ -256,36 +263,51 @@ class V1Group(SlotGroup):
             os.close(fd)
 
 
-class CgroupV1Limiter(Limiter):
-    mode = LimitMode.cgroup_v1
+class CgroupLimiter(Limiter):
+    """What both cgroup versions share: this worker's own subtree (one per hierarchy), its groups made
+    on first use and kept, and only the rlimits that a cgroup does not replace."""
 
-    def __init__(self, parents: dict[str, Path]) -> None:
-        self.bases = {name: parent / f"sandpit-{os.getpid()}" for name, parent in parents.items()}
-        for parent in parents.values():
+    def __init__(self, parents: list[Path]) -> None:
+        for parent in parents:
             remove_stale_groups(parent)
-        for base in self.bases.values():
-            base.mkdir(exist_ok=True)
-        self.groups: dict[str, V1Group] = {}
+        self.roots = [parent / f"sandpit-{os.getpid()}" for parent in parents]
+        for root in self.roots:
+            root.mkdir(exist_ok=True)
+        self.groups: dict[str, SlotGroup] = {}
+
+    @abstractmethod
+    def make_group(self, name: str) -> SlotGroup: ...
 
     def group(self, name: str) -> SlotGroup:
         if name not in self.groups:
-            dirs = {controller: base / name for controller, base in self.bases.items()}
-            for path in dirs.values():
-                path.mkdir(exist_ok=True)
-            self.groups[name] = V1Group(dirs)
+            self.groups[name] = self.make_group(name)
         return self.groups[name]
 
     def rlimits(self, budget: Budget) -> list[Rlimit]:
         return common_rlimits(budget)
 
     def describe(self) -> str:
-        return f"cgroup_v1 ({self.bases['memory'].parent})"
+        return f"{self.mode.value} ({self.roots[0].parent})"
 
     def close(self) -> None:
         for group in self.groups.values():
             group.close()
-        for base in self.bases.values():
-            remove_tree(base)
+        for root in self.roots:
+            remove_tree(root)
+
+
+class CgroupV1Limiter(CgroupLimiter):
+    mode = LimitMode.cgroup_v1
+
+    def __init__(self, parents: dict[str, Path]) -> None:
+        super().__init__(list(parents.values()))
+        self.bases = dict(zip(parents, self.roots, strict=True))
+
+    def make_group(self, name: str) -> SlotGroup:
+        dirs = {controller: base / name for controller, base in self.bases.items()}
+        for path in dirs.values():
+            path.mkdir(exist_ok=True)
+        return V1Group(dirs)
 
 
 class V2Group(SlotGroup):
@@ -340,33 +362,18 @@ class V2Group(SlotGroup):
                 os.close(fd)
 
 
-class CgroupV2Limiter(Limiter):
+class CgroupV2Limiter(CgroupLimiter):
     mode = LimitMode.cgroup_v2
 
     def __init__(self, parent: Path) -> None:
-        remove_stale_groups(parent)
-        self.base = parent / f"sandpit-{os.getpid()}"
-        self.base.mkdir(exist_ok=True)
+        super().__init__([parent])
+        self.base = self.roots[0]
         enable_controllers(self.base)
-        self.groups: dict[str, V2Group] = {}
 
-    def group(self, name: str) -> SlotGroup:
-        if name not in self.groups:
-            path = self.base / name
-            path.mkdir(exist_ok=True)
-            self.groups[name] = V2Group(path)
-        return self.groups[name]
-
-    def rlimits(self, budget: Budget) -> list[Rlimit]:
-        return common_rlimits(budget)
-
-    def describe(self) -> str:
-        return f"cgroup_v2 ({self.base.parent})"
-
-    def close(self) -> None:
-        for group in self.groups.values():
-            group.close()
-        remove_tree(self.base)
+    def make_group(self, name: str) -> SlotGroup:
+        path = self.base / name
+        path.mkdir(exist_ok=True)
+        return V2Group(path)
 
 
 def enable_controllers(group: Path) -> None:

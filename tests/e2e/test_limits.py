@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from service.config import Settings
+from service.sandbox.limits import cgroup_mounts, own_cgroups
 from service.stack import LocalStack, free_port
-from tests.calls import execute
+from tests.calls import HOST_HAS_CGROUP_V1, execute
 
 MEMORY_HOGS = {
     "pure_python": "blocks = []\nwhile True:\n    blocks.append(bytearray(2**20))\n",
@@ -181,9 +183,29 @@ def test_the_rlimit_fallback_runs_threads_and_still_limits_memory(fallback: http
     assert hog["status"] == "memory_limit", hog
 
 
-def test_an_oom_kill_takes_only_the_call(api: httpx.Client) -> None:
+def zygote_inits(stack: LocalStack) -> set[int]:
+    """Host pids of the zygotes' inits: in their calls' groups, but their parents are not."""
+    if not HOST_HAS_CGROUP_V1:
+        return set()
+    memory = cgroup_mounts()["memory"].directory_of(own_cgroups()["memory"])
+    inits: set[int] = set()
+    for worker in stack.processes("worker"):
+        for procs in (memory / f"sandpit-{worker.pid}").glob("slot-*-*/cgroup.procs"):
+            members = {int(pid) for pid in procs.read_text().split()}
+            inits |= {pid for pid in members if parent_of(pid) not in members}
+    return inits
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_an_oom_kill_takes_only_the_call(api: httpx.Client, stack: LocalStack) -> None:
     # Each zygote's calls have a group of their own in the slot that holds nothing of ours: the heavy
     # zygote's waiting interpreter (numpy and sympy mapped) is never the victim of a lean call's OOM.
+    execute(api, language="python", code="import numpy")
+    inits = zygote_inits(stack)
+    assert inits or not HOST_HAS_CGROUP_V1
     group = "import re\nprint(re.search(r'memory:.*/(slot-\\d+-\\w+)', open('/proc/self/cgroup').read())[1])"
     for _ in range(4):
         hog = execute(api, language="python", code=MEMORY_HOGS["pure_python"], memory_mb=32)
@@ -200,8 +222,9 @@ def test_an_oom_kill_takes_only_the_call(api: httpx.Client) -> None:
     assert hog["status"] == "memory_limit", hog
     lean = execute(api, language="python", code=group)
     heavy = execute(api, language="python", code="import numpy\n" + group)
-    # Both still run warm, each in its zygote's group.
+    # Both still run warm, each in its zygote's group, and no init was the OOM killer's victim.
     assert str(lean["stdout"]).endswith("-lean\n") and str(heavy["stdout"]).endswith("-heavy\n"), (lean, heavy)
+    assert all(Path(f"/proc/{pid}").exists() for pid in inits), inits
 
 
 def test_a_calls_processes_go_first_when_memory_runs_out(api: httpx.Client) -> None:

@@ -29,7 +29,9 @@ from tests.calls import HOST_HAS_CGROUP_V1
 
 MB = 1024 * 1024
 BUDGET = Budget(memory_bytes=128 * MB, cpu_seconds=10, max_processes=32, max_open_files=64, max_file_bytes=MB)
-HOST_HAS_V1 = HOST_HAS_CGROUP_V1
+needs_cgroup_v1 = pytest.mark.skipif(
+    not HOST_HAS_CGROUP_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies"
+)
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def run_joined(limiter: Limiter, budget: Budget, code: str) -> subprocess.Comple
 
 
 def test_a_root_worker_on_a_cgroup_v1_host_gets_cgroups(limiter: Limiter) -> None:
-    if not HOST_HAS_V1:
+    if not HOST_HAS_CGROUP_V1:
         assert limiter.mode in {LimitMode.cgroup_v2, LimitMode.rlimit}
         return
     assert limiter.mode == LimitMode.cgroup_v1
@@ -57,7 +59,7 @@ def test_a_root_worker_on_a_cgroup_v1_host_gets_cgroups(limiter: Limiter) -> Non
     assert resource.RLIMIT_AS not in kinds and resource.RLIMIT_NPROC not in kinds
 
 
-@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+@needs_cgroup_v1
 def test_usage_counts_the_whole_tree(limiter: Limiter) -> None:
     code = (
         "import os\n"
@@ -76,7 +78,7 @@ def test_usage_counts_the_whole_tree(limiter: Limiter) -> None:
     assert usage.cpu_ms is not None and usage.cpu_ms > 10
 
 
-@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+@needs_cgroup_v1
 def test_memory_past_the_limit_is_an_oom_kill_in_the_group(limiter: Limiter) -> None:
     done = run_joined(limiter, BUDGET, "block = bytearray(400 * 2**20)")
     assert done.returncode == -signal.SIGKILL
@@ -88,7 +90,7 @@ def test_memory_past_the_limit_is_an_oom_kill_in_the_group(limiter: Limiter) -> 
     assert limiter.group("slot-0").usage().oom_killed is False
 
 
-@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+@needs_cgroup_v1
 def test_processes_past_pids_max_cannot_start(limiter: Limiter) -> None:
     code = (
         "import os, time\n"
@@ -111,7 +113,7 @@ def test_processes_past_pids_max_cannot_start(limiter: Limiter) -> None:
     assert int(done.stdout) == BUDGET.max_processes - 1
 
 
-@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+@needs_cgroup_v1
 def test_groups_are_made_once_and_removed_on_close() -> None:
     limiter = choose_limiter("cgroup")
     assert isinstance(limiter, CgroupV1Limiter)
@@ -123,7 +125,7 @@ def test_groups_are_made_once_and_removed_on_close() -> None:
     assert not any(base.exists() for base in bases)
 
 
-@pytest.mark.skipif(not HOST_HAS_V1, reason="needs root and the cgroup v1 memory, pids and cpuacct hierarchies")
+@needs_cgroup_v1
 def test_groups_of_dead_workers_are_removed_at_start() -> None:
     memory = cgroup_mounts()["memory"].directory_of(own_cgroups()["memory"])
     dead = subprocess.Popen(["true"])
