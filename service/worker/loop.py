@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.exceptions import ResponseError
 
@@ -34,6 +35,21 @@ log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
 RETRY_DELAY_S = 0.5
+STOP_WAIT_S = 3.0
+
+
+async def wait_briefly(*tasks: asyncio.Task[Any]) -> None:
+    """Wait a bounded time for background tasks that were told to stop (cancelled or flagged).
+
+    redis-py does not always give up a command whose task is cancelled (seen: BRPOP, and a stopping
+    worker that hung until killed); a worker that is stopping must not wait on one forever.
+    """
+    done, pending = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+    for task in pending:
+        log.warning("%s still running %g s after it was told to stop; leaving it", task.get_name(), STOP_WAIT_S)
+    for task in done:
+        if not task.cancelled() and not isinstance(task.exception(), (type(None), *REDIS_DOWN)):
+            log.error("%s failed while stopping", task.get_name(), exc_info=task.exception())
 
 
 def new_worker_id() -> str:
@@ -60,6 +76,8 @@ class Worker:
         return self.settings.worker_concurrency - len(self.free_slots)
 
     def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("worker %s stopping: no new jobs, running ones finish", self.id)
         self.stopping.set()
 
     async def run(self) -> None:
@@ -77,10 +95,9 @@ class Worker:
             heartbeat.cancel()
             cancels.cancel()
             self.sessions.stop()
-            await sessions
-            with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
-                await heartbeat
-                await self.queue.forget_worker(self.id)
+            await wait_briefly(sessions, heartbeat, cancels)
+            forget = asyncio.create_task(self.queue.forget_worker(self.id), name="forget-worker")
+            await wait_briefly(forget)
             log.info("worker %s stopped", self.id)
 
     async def _claim_and_start(self) -> None:

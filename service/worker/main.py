@@ -4,14 +4,13 @@ or SIGINT."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 
 from service.config import Settings
 from service.queue.redis_queue import RedisQueue, connect
 from service.sandbox.executor import Sandbox
-from service.worker.loop import Worker
+from service.worker.loop import Worker, wait_briefly
 from service.worker.metrics_server import metrics_server
 from service.worker.runtimes import report_runtimes
 
@@ -38,8 +37,7 @@ async def serve_worker(settings: Settings) -> None:
             await worker.run()
     finally:
         runtimes.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runtimes
+        await wait_briefly(runtimes)
         await redis.aclose()
         await sandbox.aclose()
 
