@@ -29,6 +29,7 @@ from service.config import Settings
 from service.models import Job
 from service.queue.redis_queue import RedisQueue
 from service.queue.stats import read_stats
+from service.queue.tasks import wait_briefly
 
 log = logging.getLogger(__name__)
 
@@ -165,5 +166,4 @@ async def queue_sampler(queue: RedisQueue, settings: Settings) -> AsyncIterator[
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await wait_briefly(task)

@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.queue.redis_queue import RedisQueue
+from service.queue.tasks import wait_briefly
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ class ResultListener:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await wait_briefly(self._task)
 
     def expect(self, job_id: str) -> asyncio.Future[bytes]:
         future = self.waiting.get(job_id)

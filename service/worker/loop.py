@@ -17,7 +17,6 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from redis.exceptions import ResponseError
 
@@ -27,6 +26,7 @@ from service.models import ExecutionResult, Status
 from service.queue.errors import REDIS_DOWN
 from service.queue.redis_queue import Claimed, RedisQueue
 from service.queue.stats import report_slots
+from service.queue.tasks import wait_briefly
 from service.sandbox.executor import Sandbox
 from service.worker.runner import JobRunner
 from service.worker.sessions import SessionHost
@@ -35,21 +35,6 @@ log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
 RETRY_DELAY_S = 0.5
-STOP_WAIT_S = 3.0
-
-
-async def wait_briefly(*tasks: asyncio.Task[Any]) -> None:
-    """Wait a bounded time for background tasks that were told to stop (cancelled or flagged).
-
-    redis-py does not always give up a command whose task is cancelled (seen: BRPOP, and a stopping
-    worker that hung until killed); a worker that is stopping must not wait on one forever.
-    """
-    done, pending = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
-    for task in pending:
-        log.warning("%s still running %g s after it was told to stop; leaving it", task.get_name(), STOP_WAIT_S)
-    for task in done:
-        if not task.cancelled() and not isinstance(task.exception(), (type(None), *REDIS_DOWN)):
-            log.error("%s failed while stopping", task.get_name(), exc_info=task.exception())
 
 
 def new_worker_id() -> str:

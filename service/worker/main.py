@@ -9,8 +9,9 @@ import sys
 
 from service.config import Settings
 from service.queue.redis_queue import RedisQueue, connect
+from service.queue.tasks import wait_briefly
 from service.sandbox.executor import Sandbox
-from service.worker.loop import Worker, wait_briefly
+from service.worker.loop import Worker
 from service.worker.metrics_server import metrics_server
 from service.worker.runtimes import report_runtimes
 
