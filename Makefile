@@ -4,14 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 
-.PHONY: up deps venv lint format test test-fast bench bench-quick bench-hold loadtest soak clean \
+.PHONY: up deps tool-libs venv lint format test test-fast bench bench-quick bench-languages bench-hold loadtest soak clean \
 	images compose-up compose-down test-docker
 
-up: deps venv
+up: deps venv tool-libs
 	$(BIN)/sandpit up
 
 deps:
 	@bash deploy/local/install-deps.sh
+
+# Tools' pinned Python libraries, apart from Debian's (service/tools/install-libraries.sh; sudo if not root).
+tool-libs: venv
+	@SANDPIT_TOOL_PYTHON=$(BIN)/python bash service/tools/install-libraries.sh
 
 venv: $(STAMP)
 
@@ -30,19 +34,23 @@ format: venv
 	$(BIN)/ruff check --fix service tests loadtests examples
 	$(BIN)/ruff format service tests loadtests examples
 
-test: deps venv lint
+test: deps venv tool-libs lint
 	$(BIN)/pytest tests --ignore=tests/docker
 
 test-fast: venv
 	$(BIN)/pytest tests --ignore=tests/docker -x -q
 
 # Figures of the brief's table: one JSON line per scenario, saved under benchmarks/results/ with a plot.
-bench: deps venv
+bench: deps venv tool-libs
 	$(BIN)/sandpit bench
 	$(BIN)/python -m service.bench.refusal
 
 bench-quick: deps venv
 	$(BIN)/sandpit bench --quick
+
+# Hello world per language: p50 through the service next to the same toolchain run bare.
+bench-languages: deps venv
+	$(BIN)/python -m service.bench.languages
 
 # 50,000 calls outstanding at one gateway, all answered; bounded by --drain seconds.
 bench-hold: deps venv

@@ -64,6 +64,8 @@ fill_wheelhouse() {
   echo "building the wheelhouse in $wheels"
   find "$wheels" -name '*.whl' -delete
   target_pip --dest "$wheels" -r "$constraints"
+  # The tools' pinned libraries (pure Python), which the worker image installs apart from its venv.
+  bash service/tools/install-libraries.sh --download "$wheels"
   touch "$stamp"
 }
 
@@ -88,6 +90,7 @@ for target in gateway worker redis; do
   # Host networking: the build reaches Debian's mirror the way the host does, whatever the bridge allows.
   docker build --quiet --network host -f sandbox_images/Dockerfile --target "$target" \
     --build-arg BASE_IMAGE="$base" --build-arg PIP_INSTALL_ARGS=--no-index \
+    --build-arg SANDPIT_LANGUAGES="${SANDPIT_LANGUAGES:-all}" \
     -t "sandpit/$target:$version" . >/dev/null
 done
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^sandpit/(gateway|worker|redis):$version "

@@ -52,9 +52,15 @@ def cmd_gateway(_: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.gateway.app import create_app
+    from service.tools.registry import ToolPackError
 
+    try:
+        app = create_app(settings)
+    except ToolPackError as exc:
+        print(f"sandpit gateway: not starting: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -7,12 +7,33 @@ code reads the environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Slots per core, and the memory budgeted per slot (a running call's own processes, its namespace's
+# init and the worker's bookkeeping; what the call allocates is bounded by its own memory limit).
+SLOTS_PER_CORE = 256
+MB_PER_SLOT = 32
+MAX_SLOTS = 1024
+
+
+def memory_mb() -> int:
+    """This machine's memory, or the container's limit when it is lower (cgroup v2, then v1)."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            total = min(total, int(Path(path).read_text()))
+    return total // (1024 * 1024)
+
+
+def default_concurrency() -> int:
+    cores = os.cpu_count() or 1
+    return max(cores, min(cores * SLOTS_PER_CORE, memory_mb() // MB_PER_SLOT, MAX_SLOTS))
 
 
 class Settings(BaseSettings):
@@ -63,14 +84,22 @@ class Settings(BaseSettings):
     max_judge_s: float = 600.0
     # The tool registry (JSON); the default is service/tools/tools.json.
     tools_path: Path | None = None
+    # Tool packs loaded after it: directories separated by ":", each with a tools.json (docs/tools.md).
+    tool_packs: str = ""
 
     # Sessions: persistent interpreters, each pinned to one worker, ended after this long unused.
     session_idle_s: float = 300.0
     max_sessions_per_worker: int = 16
     # Session interpreters run as sandbox_uid_base + this offset + their index on the worker.
     session_uid_offset: int = 1000
+    # Branches one `POST /v1/sessions/{id}/fork` may make; sessions (branches included) a tenant may hold
+    # at once (0: no limit).
+    max_session_forks: int = 8
+    tenant_max_sessions: int = 0
 
-    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    # Calls one worker runs at once (its sandbox slots): far above its cores, since a call that loops or
+    # sleeps holds a slot, not a core (calls share the CPU fairly); bounded by memory. docs/reliability.md.
+    worker_concurrency: int = Field(default_factory=lambda: default_concurrency())
     worker_batch: int = 64
     heartbeat_interval_s: float = 2.0
     heartbeat_ttl_s: float = 10.0
@@ -86,6 +115,12 @@ class Settings(BaseSettings):
     bash_path: str = "/bin/bash"
     compile_timeout_s: float = 30.0
     compile_memory_mb: int = 2048
+    # Languages offered: "all", or names such as "python,cpp,java" (python and bash always); the rest
+    # answer `unsupported language`. `make up` installs only these toolchains too.
+    languages: str = "all"
+    # Compiled programs kept per worker (content-addressed), so identical code compiles once.
+    compile_cache_mb: int = 256
+    compile_cache_entries: int = 1024
     workspace_root: Path = Path("/tmp/sandpit-workspaces")
     workspace_max_bytes: int = 64 * 1024 * 1024
     workspace_max_files: int = 4096

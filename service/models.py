@@ -17,9 +17,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Language(StrEnum):
+    """Every language's name; what each is lives in the registry (service/languages/definitions.py)."""
+
     python = "python"
+    pytest = "pytest"
     bash = "bash"
     cpp = "cpp"
+    c = "c"
+    java = "java"
+    junit = "junit"
+    go = "go"
+    go_test = "go_test"
+    rust = "rust"
+    nodejs = "nodejs"
+    typescript = "typescript"
+    php = "php"
+    ruby = "ruby"
+    lua = "lua"
+    perl = "perl"
+    csharp = "csharp"
+    R = "R"
+    scala = "scala"
+    d = "d"
+    sql = "sql"
 
 
 class Status(StrEnum):
@@ -74,6 +94,16 @@ def check_workspace_path(path: str) -> str:
     return str(PurePosixPath(path))
 
 
+def check_workspace_files(files: dict[str, str]) -> None:
+    """Files to write into a workspace: safe paths, base64 contents. Raises ValueError."""
+    for path, content in files.items():
+        check_workspace_path(path)
+        try:
+            base64.b64decode(content, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"content of {path!r} is not base64: {exc}") from None
+
+
 def decode_files(files: dict[str, str]) -> dict[str, bytes]:
     return {path: base64.b64decode(content, validate=True) for path, content in files.items()}
 
@@ -100,12 +130,7 @@ class Program(BaseModel):
     @field_validator("files")
     @classmethod
     def _files_are_base64_at_safe_paths(cls, files: dict[str, str]) -> dict[str, str]:
-        for path, content in files.items():
-            check_workspace_path(path)
-            try:
-                base64.b64decode(content, validate=True)
-            except binascii.Error as exc:
-                raise ValueError(f"content of {path!r} is not base64: {exc}") from None
+        check_workspace_files(files)
         return files
 
 
@@ -398,7 +423,7 @@ class JobInfo(BaseModel):
 
 
 class ToolSpec(BaseModel):
-    """One entry of the tool registry (service/tools/tools.json): what `GET /v1/tools` lists."""
+    """One entry of a tool registry (service/tools/tools.json, or a tool pack's): what `GET /v1/tools` lists."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -408,6 +433,18 @@ class ToolSpec(BaseModel):
     language: Language
     program: str = Field(description="File of the program, relative to the registry; reads JSON args on stdin")
     timeout_s: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    files: list[str] = Field(
+        default_factory=list,
+        description="Files of the registry's directory written into each call's workspace at the same relative path",
+    )
+
+    @field_validator("program", "files")
+    @classmethod
+    def _paths_stay_inside(cls, paths: str | list[str]) -> str | list[str]:
+        for path in [paths] if isinstance(paths, str) else paths:
+            check_workspace_path(path)
+        return paths
 
 
 class TextContent(BaseModel):
@@ -442,6 +479,7 @@ class SessionAction(StrEnum):
     open = "open"
     execute = "execute"
     close = "close"
+    fork = "fork"
 
 
 class SessionCommand(BaseModel):
@@ -455,6 +493,8 @@ class SessionCommand(BaseModel):
     memory_mb: int = 0
     output_bytes: int = 0
     reply_to: str | None = None
+    # fork: the ids the new branches get, one per branch.
+    branch_ids: list[str] = Field(default_factory=list)
 
 
 class SessionRecord(BaseModel):
@@ -495,10 +535,39 @@ class SessionExecuteRequest(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
 
 
+class SessionForkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"count": 4}]})
+
+    count: int = Field(default=1, ge=1, description="Branches to make, each an exact copy of the session now.")
+
+
+class SessionForkInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sessions": [
+                        {"id": "0b8f4c1d2e3a4b5c6d7e8f9001122334", "worker": "host-123-abc", "idle_timeout_s": 300}
+                    ]
+                }
+            ]
+        }
+    )
+
+    sessions: list[SessionInfo] = Field(description="The branches: full sessions of their own, on the parent's worker")
+
+
 class LanguageRuntime(BaseModel):
     """One language as the workers run it: its toolchain's version and, for Python, what it can import."""
 
     name: Language
+    available: bool | None = Field(
+        default=None,
+        description="Whether the reporting worker runs it (enabled and its toolchain installed); null until probed",
+    )
+    aliases: list[str] = Field(default_factory=list, description="Other names `/run_code` accepts for it")
+    compile: list[str] | None = Field(default=None, description="Compile command (for 512 MB), if compiled")
+    run: list[str] = Field(default_factory=list, description="Run command (for 512 MB)")
     version: str | None = Field(default=None, description="First line of the toolchain's `--version`; null if unknown")
     packages: dict[str, str] = Field(
         default_factory=dict, description="Python: every installed distribution and its version; empty otherwise"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Install the system packages the local stack needs, on Debian/Ubuntu, only those missing: the service's
-# own (Redis, bubblewrap, the venv's Python) and, from sandbox-packages.txt, what user programs run with.
+# own (Redis, bubblewrap, the venv's Python) and what user programs run with: the base list
+# (sandbox-packages.txt) and the toolchain of every language in SANDPIT_LANGUAGES (default all; for
+# example `SANDPIT_LANGUAGES=python,cpp make up`), from languages/<name>.txt.
 set -euo pipefail
 here=$(dirname "$0")
 
 packages=(redis-server bubblewrap python3 python3-venv python3-seccomp)
-# The list pins versions for the worker image; here any version the host's mirror offers will do.
-mapfile -t -O ${#packages[@]} packages < <(sed -e 's/#.*//' -e 's/=.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$here/sandbox-packages.txt")
+# The lists pin versions for the worker image; here any version the host's mirror offers will do.
+sandbox_packages=$(bash "$here/language-packages.sh")
+mapfile -t -O ${#packages[@]} packages < <(sed -e 's/=.*//' <<< "$sandbox_packages")
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -112,3 +112,24 @@ def batch_of(size: int) -> Workload:
 
 
 JUDGE_20 = judge_of(20)
+
+
+def tool_problem(answer: Any, expected: dict[str, Any]) -> str | None:
+    """Why a tool call's answer is not a successful run whose structured content holds `expected`."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("structuredContent"), dict):
+        return "malformed tool result"
+    if answer.get("isError"):
+        return f"tool error ({answer.get('execution', {}).get('status')})"
+    content = answer["structuredContent"]
+    if any(content.get(key) != value for key, value in expected.items()):
+        return "wrong tool answer"
+    return None
+
+
+# The reward call of a math RL step: HuggingFace Math-Verify on a boxed answer, in the sandbox.
+MATH_VERIFY = Workload(
+    "math_verify_tool",
+    {"answer": "So the probability is $\\boxed{\\dfrac{3}{6}}$.", "reference": "$\\frac{1}{2}$"},
+    lambda answer: tool_problem(answer, {"status": "ok", "equivalent": True, "reward": 1.0}),
+    "/v1/tools/math_verify",
+)

@@ -27,6 +27,8 @@ from service.models import (
     JudgeResult,
     Language,
     SessionExecuteRequest,
+    SessionForkInfo,
+    SessionForkRequest,
     SessionInfo,
     SessionRequest,
     ToolCallResult,
@@ -176,6 +178,13 @@ def open_session(**options: Any) -> Call[SessionInfo]:
 def run_in_session(session_id: str, code: str, timeout_s: float | None = None) -> Call[ExecutionResult]:
     request = SessionExecuteRequest(code=code, timeout_s=timeout_s)
     return Call("POST", f"/v1/sessions/{session_id}/execute", parser(ExecutionResult), dump(request))
+
+
+def fork_session(session_id: str, count: int = 1) -> Call[list[SessionInfo]]:
+    def parse(response: httpx.Response) -> list[SessionInfo]:
+        return SessionForkInfo.model_validate_json(check(response).content).sessions
+
+    return Call("POST", f"/v1/sessions/{session_id}/fork", parse, dump(SessionForkRequest(count=count)))
 
 
 def close_session(session_id: str) -> Call[None]:

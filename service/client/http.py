@@ -139,6 +139,11 @@ class SandpitClient:
         """Run code in a session; not retried (the session's state would see the code twice)."""
         return self.send(calls.run_in_session(session_id, code, timeout_s), self.no_retry)
 
+    def fork_session(self, session_id: str, count: int = 1) -> list[SessionInfo]:
+        """`count` branches of a session, each an exact copy of it now; not retried (a retry could make
+        more branches than asked for)."""
+        return self.send(calls.fork_session(session_id, count), self.no_retry)
+
     def close_session(self, session_id: str) -> None:
         self.send(calls.close_session(session_id))
 
@@ -235,6 +240,11 @@ class AsyncSandpitClient:
     async def run_in_session(self, session_id: str, code: str, timeout_s: float | None = None) -> ExecutionResult:
         """Run code in a session; not retried (the session's state would see the code twice)."""
         return await self.send(calls.run_in_session(session_id, code, timeout_s), self.no_retry)
+
+    async def fork_session(self, session_id: str, count: int = 1) -> list[SessionInfo]:
+        """`count` branches of a session, each an exact copy of it now; not retried (a retry could make
+        more branches than asked for)."""
+        return await self.send(calls.fork_session(session_id, count), self.no_retry)
 
     async def close_session(self, session_id: str) -> None:
         await self.send(calls.close_session(session_id))

@@ -12,25 +12,41 @@ from fastapi.responses import JSONResponse, Response
 
 from service import metrics
 from service.config import Settings
-from service.gateway import batch, health, jobs, judge, languages, routes, run_code, sessions, telemetry, tools
+from service.gateway import (
+    batch,
+    health,
+    jobs,
+    judge,
+    jupyter,
+    languages,
+    routes,
+    run_code,
+    sessions,
+    telemetry,
+    tools,
+)
 from service.gateway.auth import Tenants, TooManyRequests, authenticate
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.calls import NoLiveWorker, QueueUnavailable
 from service.gateway.cancel import ClientGone
 from service.gateway.limits import LimitError
+from service.gateway.mcp import McpEndpoint, mount
+from service.gateway.openapi import declare_shared_answers
 from service.gateway.state import GatewayState
 from service.queue.admission import Admission
 from service.queue.jobs import JobStore
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue, connect
-from service.tools.registry import load_tools
+from service.tools.registry import load_tools, tool_pack_dirs
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    tool_registry = load_tools(settings.tools_path)
+    tool_registry = load_tools(settings.tools_path, tool_pack_dirs(settings.tool_packs))
+    tools.check_tool_limits(tool_registry, settings)
     tenants = Tenants(settings)
+    mcp_endpoint = McpEndpoint(settings.max_body_bytes)
     if tenants.open and settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("no API keys configured and listening on %s: anyone who can reach it can run code", settings.host)
 
@@ -54,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.gateway = state
         metrics.WAITING_CALLS.set_function(lambda: len(listener.waiting))
         try:
-            async with telemetry.queue_sampler(queue, settings):
+            async with telemetry.queue_sampler(queue, settings), mcp_endpoint.running():
                 yield
         finally:
             await state.listener.stop()
@@ -69,8 +85,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(telemetry.router)
     authenticated = [Depends(authenticate)]
-    for module in (routes, batch, jobs, judge, run_code, tools, languages, sessions):
+    for module in (routes, batch, jobs, judge, run_code, jupyter, tools, languages, sessions):
         app.include_router(module.router, dependencies=authenticated)
+    mount(app, mcp_endpoint)
+    declare_shared_answers(app, public=[health.router, telemetry.router])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so outermost: it also times and counts requests the body limit refuses.
     app.add_middleware(telemetry.TelemetryMiddleware)

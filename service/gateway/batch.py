@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 from service.gateway.calls import enqueue, give_up, new_job, wait_budget_s
 from service.gateway.cancel import ClientGone, abandon, unless_client_leaves
 from service.gateway.limits import LimitError
+from service.gateway.openapi import component_schema
 from service.gateway.state import GatewayState, gateway_state
 from service.gateway.telemetry import note_outcome
 from service.models import BatchRequest, ExecutionResult, Job
@@ -62,7 +63,7 @@ class BatchLine(BaseModel):
             "description": "All results in request order; with `stream=true`, one `BatchLine` per line as each ends",
             "content": {
                 "application/x-ndjson": {
-                    "schema": BatchLine.model_json_schema(),
+                    "schema": component_schema(BatchLine),
                     "example": '{"index":1,"result":{"id":"…","status":"ok","stdout":"2\\n"}}',
                 }
             },

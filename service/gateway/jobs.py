@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from service.gateway.calls import call_redis, claim_idempotency_key, enqueue, new_job, wait_for_job
 from service.gateway.cancel import cancel_jobs
+from service.gateway.openapi import QUEUE_UNAVAILABLE
 from service.gateway.routes import IdempotencyKey
 from service.gateway.state import GatewayState, gateway_state
 from service.models import ExecuteRequest, ExecutionResult, JobInfo, JobState, Status
@@ -47,7 +48,7 @@ async def submit_job(request: ExecuteRequest, state: State, idempotency_key: Ide
     response_model=JobInfo,
     response_model_exclude_none=True,
     summary="A job's state (queued, running, done) and, once done, its result",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **QUEUE_UNAVAILABLE},
 )
 async def get_job(
     job_id: JobId,
@@ -66,7 +67,7 @@ async def get_job(
     response_model=JobInfo,
     response_model_exclude_none=True,
     summary="Cancel a queued or running job; answers its final state",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **QUEUE_UNAVAILABLE},
 )
 async def cancel_job(job_id: JobId, state: State) -> JobInfo:
     snapshot = await read_snapshot(state, job_id)

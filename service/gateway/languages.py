@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends
 
 from service.gateway.calls import call_redis
 from service.gateway.state import GatewayState, gateway_state
+from service.languages import listing, registry
 from service.models import Runtimes
 
 router = APIRouter(tags=["languages"])
@@ -27,11 +28,11 @@ State = Annotated[GatewayState, Depends(gateway_state)]
 )
 async def list_languages(state: State) -> Runtimes:
     report = await call_redis(state.queue.read_runtimes())
-    return with_every_language(report or Runtimes.unreported())
+    return with_every_language(report or Runtimes(reported=False, languages=[]), state)
 
 
-def with_every_language(report: Runtimes) -> Runtimes:
-    """Every language this gateway accepts, in its order: one a worker did not report is listed unprobed."""
+def with_every_language(report: Runtimes, state: GatewayState) -> Runtimes:
+    """Every language of the registry, in its order: one a worker did not report is listed unprobed."""
     found = {runtime.name: runtime for runtime in report.languages}
-    languages = [found.get(runtime.name, runtime) for runtime in Runtimes.unreported().languages]
+    languages = [found.get(entry.name, entry) for entry in listing(registry(state.settings))]
     return report.model_copy(update={"languages": languages})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from service.config import Settings
-from service.models import ExecuteRequest, JudgeSpec, Language, Limits, decode_files
+from service.languages import compiled_languages
+from service.models import ExecuteRequest, JudgeSpec, Limits, decode_files
 
-COMPILED = frozenset({Language.cpp})
+COMPILED = compiled_languages()
 
 
 class LimitError(ValueError):

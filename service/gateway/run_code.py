@@ -3,7 +3,8 @@
 RL frameworks that already speak SandboxFusion can point at Sandpit unchanged. The request becomes an
 ordinary `ExecuteRequest` job; its `ExecutionResult` is translated back. Like SandboxFusion, the answer
 is HTTP 200 with `status` Success / Failed / SandboxError for anything the code did or we failed at;
-only a malformed request is a 422. docs/api.md lists the mapping and the differences.
+a malformed request is a 422, and keys, quotas and a queue that is down answer as on every route.
+docs/api.md lists the mapping and the differences.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.gateway.calls import new_job, run_and_wait
 from service.gateway.state import GatewayState, gateway_state
+from service.languages import registry
 from service.models import ExecuteRequest, ExecutionResult, Language, StageResult, Status
 
 router = APIRouter(tags=["SandboxFusion compatibility"])
@@ -60,6 +62,7 @@ class CommandRunStatus(StrEnum):
 class CommandRunResult(BaseModel):
     status: CommandRunStatus
     execution_time: float | None = None
+    cpu_time: float | None = Field(default=None, description="CPU seconds of the whole process tree")
     return_code: int | None = None
     stdout: str | None = None
     stderr: str | None = None
@@ -95,21 +98,22 @@ class RunCodeResponse(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)
 
 
-# SandboxFusion's names for the languages Sandpit runs.
-LANGUAGES = {"python": Language.python, "python3": Language.python, "cpp": Language.cpp, "bash": Language.bash}
-
-
 @router.post(
     "/run_code",
     response_model=RunCodeResponse,
     summary="SandboxFusion-compatible: run code, answer in SandboxFusion's shape",
-    responses={422: {"description": "Malformed request (missing code or language, bad types)"}},
+    responses={
+        422: {"description": "Malformed request (missing code or language, bad types)"},
+        503: {"description": "Queue unavailable, or no live worker; retry after `Retry-After` seconds"},
+    },
 )
 async def run_code(request: RunCodeRequest, state: State, http: Request) -> RunCodeResponse:
-    language = LANGUAGES.get(request.language)
+    # SandboxFusion's names and aliases, as the language registry lists them for this deployment.
+    names = registry(state.settings).names()
+    language = names.get(request.language)
     if language is None:
-        supported = ", ".join(sorted(LANGUAGES))
-        return sandbox_error(f"language {request.language!r} is not supported here (supported: {supported})")
+        supported = ", ".join(sorted(names, key=str.lower))
+        return sandbox_error(f"unsupported language {request.language!r} (supported here: {supported})")
     try:
         execute_request = to_execute_request(request, language, state)
     except ValidationError as exc:
@@ -159,6 +163,7 @@ def command_result(stage: StageResult | ExecutionResult) -> CommandRunResult:
     return CommandRunResult(
         status=CommandRunStatus.TimeLimitExceeded if timed_out else CommandRunStatus.Finished,
         execution_time=round(stage.duration_ms / 1000, 6),
+        cpu_time=round(stage.cpu_ms / 1000, 6) if stage.cpu_ms is not None else None,
         return_code=None if timed_out else return_code,
         stdout=stage.stdout,
         stderr=stage.stderr,

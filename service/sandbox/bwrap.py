@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from service.languages import WORKSPACE
+from service.languages import WORKSPACE, host_etc_paths
 
 SANDBOX_UID = 1000
 SANDBOX_HOSTNAME = "sandbox"
@@ -102,7 +102,8 @@ class BwrapProfile:
                 argv += ["--symlink", str(link.readlink()), str(link)]
             elif link.is_dir():
                 argv += ["--ro-bind", str(link), str(link)]
-        for path in HOST_ETC:
+        # ... and the configuration each language's toolchain reads (the JDK's security policy, php.ini).
+        for path in (*HOST_ETC, *host_etc_paths()):
             if Path(path).exists():
                 argv += ["--ro-bind", path, path]
         for name in ("passwd", "group", "hostname", "hosts"):
@@ -118,12 +119,30 @@ class BwrapProfile:
         seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
         return self._finish([*self.base_argv, *seccomp], workspace, program)
 
-    def zygote_command(self, workspace: Path, server_source: Path, server_dir: str, program: list[str]) -> list[str]:
-        """A long-lived sandbox for a warm zygote. It keeps CAP_SYS_ADMIN *inside its own user
-        namespace* to give each call new pid/mount/ipc namespaces, and loads the seccomp filter into
-        each call itself, so bubblewrap gets no --seccomp here."""
-        setup = [*self.base_argv, "--cap-add", "CAP_SYS_ADMIN", "--ro-bind", str(server_source), server_dir]
-        return self._finish(setup, workspace, program)
+    def zygote_command(self, slots_dir: Path, server_source: Path, server_dir: str, program: list[str]) -> list[str]:
+        """A long-lived sandbox for a warm zygote that serves every slot. It keeps CAP_SYS_ADMIN *inside
+        its own user namespace* to give each slot new pid/mount namespaces (where the slot's workspace,
+        from `/slots`, becomes `/workspace` and the others go out of view) and each call new mount/ipc
+        namespaces, and loads the seccomp filter into each call itself, so bubblewrap gets no --seccomp."""
+        return [
+            *self.base_argv,
+            "--cap-add",
+            "CAP_SYS_ADMIN",
+            "--ro-bind",
+            str(server_source),
+            server_dir,
+            "--bind",
+            str(slots_dir),
+            "/slots",
+            "--dir",
+            WORKSPACE,
+            "--chdir",
+            "/",
+            "--remount-ro",
+            "/",
+            "--",
+            *program,
+        ]
 
     @staticmethod
     def _finish(setup: list[str], workspace: Path, program: list[str]) -> list[str]:

@@ -8,6 +8,8 @@ statuses; failures of ours become `sandbox_error` with a reason.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -19,29 +21,40 @@ from pathlib import Path
 
 from service import metrics
 from service.config import Settings
-from service.languages import LanguageSpec, language_specs
+from service.languages import Invocation, LanguageSpec, Registry, UnsupportedLanguage
 from service.models import ExecutionResult, Job, StageResult, Status
 from service.sandbox.bwrap import BwrapProfile, write_etc
+from service.sandbox.compile_cache import CompileCache, compile_key
 from service.sandbox.files import fetch_files, write_files
-from service.sandbox.limits import Budget, CallUsage, choose_limiter
+from service.sandbox.limits import Budget, CallUsage, LimitMode, SlotGroup, choose_limiter
 from service.sandbox.process import Confinement, ProcessOutcome, run_process
 from service.sandbox.workspaces import Workspaces, remove_stale
-from service.sandbox.zygote import HEAVY, LEAN, Zygote, ZygoteFailed, ZygotePool
+from service.sandbox.zygote import Zygote, ZygoteFailed, ZygotePool
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
-# A slot's cgroups, one per kind of call: each zygote's calls are born in its own (nothing else of
-# ours is ever in it), calls started cold join the third.
+# A slot's cgroups, one per kind of call: each zygote's calls in that slot are born in its own
+# (nothing else of ours but the slot's init is ever in it), calls started cold join the third.
 COLD = "cold"
-CALL_KINDS = (LEAN.name, HEAVY.name, COLD)
 # What a zygote's start-up probe (`/bin/true`) may use.
 PROBE_BUDGET = Budget(256 * MB, 5, 64, 64, MB)
 COMPILE_OUTPUT_CAP = 64 * 1024
+# A call runs with its slot's full CPU weight until it has used this much CPU time (a trivial Python
+# call takes 3-8 ms, its slot's init included), then shares the least weight with the other long
+# runners; the sweeper looks this often. CPU, not wall time: a short call slowed by a busy machine
+# must not be demoted behind the loops.
+FAVOURED_CPU_MS = 8.0
+SWEEP_S = 0.05
 BWRAP_FAILED = 1
 # What a program prints when the address-space limit refused it memory (Python, C++, bash/glibc):
 # how memory_limit is told only in the rlimit fallback; under a cgroup the kernel's OOM count tells.
 MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"cannot allocate memory")
+
+
+def close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def group_name(slot: int, kind: str) -> str:
@@ -105,7 +118,12 @@ class SeccompFd:
 class Sandbox:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.specs = language_specs(settings)
+        self.languages = Registry.from_settings(settings)
+        self.compile_cache = CompileCache(
+            settings.workspace_root / f"worker-{os.getpid()}" / "compile-cache",
+            settings.compile_cache_mb * MB,
+            settings.compile_cache_entries,
+        )
         self.root = settings.workspace_root / f"worker-{os.getpid()}"
         self.root.mkdir(parents=True, exist_ok=True)
         # Slot users must be able to reach their own workspace, but not list the others.
@@ -113,10 +131,11 @@ class Sandbox:
         self.root.chmod(0o711)
         remove_stale(settings.workspace_root)
         write_etc(self.root / "etc")
-        self.limiter = choose_limiter(settings.sandbox_limits)
-        for slot in range(settings.worker_concurrency):
-            for kind in CALL_KINDS:
-                self.limiter.group(group_name(slot, kind))
+        # Every slot's workspace, under one directory that the warm zygotes see whole.
+        self.slots_dir = self.root / "slots"
+        self.slots_dir.mkdir(mode=0o711, exist_ok=True)
+        # A slot's groups are made on its first call of each kind.
+        self.limiter = choose_limiter(settings.sandbox_limits, settings.worker_concurrency)
         log.info("sandbox limits: %s", self.limiter.describe())
         self.profile = BwrapProfile(
             settings.bwrap_path, self.root / "etc", settings.workspace_max_bytes, self.limiter.env()
@@ -124,13 +143,16 @@ class Sandbox:
         self.drop_to_slot_uid = os.geteuid() == 0
         self.seccomp_bpf = self.root / "seccomp.bpf"
         self.workspaces = Workspaces(
-            self.root,
+            self.slots_dir,
             settings.worker_concurrency,
             settings.workspace_max_bytes,
             settings.workspace_max_files,
             self.slot_uid,
         )
         self.zygotes: ZygotePool | None = None
+        # The group of each slot whose running stage is still favoured, for the sweeper.
+        self.favoured: dict[int, SlotGroup] = {}
+        self.sweeper: asyncio.Task[None] | None = None
 
     def check(self) -> None:
         """Fail at start-up, not on the first call, when the sandbox cannot be built here."""
@@ -153,22 +175,29 @@ class Sandbox:
             detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
             raise SandboxUnavailable(f"cannot compile the seccomp policy (is python3-seccomp installed?): {detail}")
 
+    async def sweep(self) -> None:
+        """Lower the CPU weight of calls that have used their favoured share: new calls go first."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            for slot, group in list(self.favoured.items()):
+                with contextlib.suppress(OSError):
+                    if group.cpu_used_ms() > FAVOURED_CPU_MS:
+                        group.favour(False)
+                        del self.favoured[slot]
+
     async def start(self) -> None:
-        """Start the warm zygotes; without them every call starts a fresh bubblewrap."""
+        """Start the sweeper and the warm zygotes; without them every call starts a fresh bubblewrap."""
+        if self.limiter.mode != LimitMode.rlimit:
+            self.sweeper = asyncio.create_task(self.sweep(), name="cpu-sweeper")
         if not self.settings.warm_interpreters:
             return
         zygotes = ZygotePool(
-            self.profile,
-            self.workspaces.path,
-            self.slot_uid,
-            self.settings.worker_concurrency,
-            self.settings.python_path,
-            self.settings.workspace_max_bytes,
-            lambda slot, kind: self.limiter.group(group_name(slot, kind)).join_fds(),
-            self.limiter.rlimits(PROBE_BUDGET),
+            self.profile, self.slots_dir, self.uid(), self.settings.python_path, self.settings.workspace_max_bytes
         )
         try:
-            await zygotes.start()
+            await zygotes.start(
+                0, lambda kind: self.limiter.group(group_name(0, kind)).join_fds(), self.limiter.rlimits(PROBE_BUDGET)
+            )
         except ZygoteFailed as exc:
             log.warning("warm zygotes unavailable (%s); every call starts a fresh sandbox", exc)
             await zygotes.stop()
@@ -176,6 +205,8 @@ class Sandbox:
         self.zygotes = zygotes
 
     async def aclose(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
         if self.zygotes is not None:
             await self.zygotes.stop()
         self.close()
@@ -185,13 +216,20 @@ class Sandbox:
         self.limiter.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def uid(self, offset: int = 0) -> int | None:
+        """The host uid sandboxes run as when the worker is root: `sandbox_uid_base` for every call slot
+        (the warm zygotes serve them all), plus an offset for each session interpreter."""
+        return self.settings.sandbox_uid_base + offset if self.drop_to_slot_uid else None
+
     def slot_uid(self, slot: int) -> int | None:
-        return self.settings.sandbox_uid_base + slot if self.drop_to_slot_uid else None
+        return self.uid()
 
     async def execute(self, job: Job, slot: int) -> ExecutionResult:
         workspace = self.workspaces.path(slot)
         try:
             return await self._execute_in(workspace, job, slot)
+        except UnsupportedLanguage as exc:
+            return ExecutionResult(id=job.id, status=Status.sandbox_error, reason=str(exc))
         except Exception as exc:
             log.exception("sandbox failure", extra={"job_id": job.id})
             return ExecutionResult(id=job.id, status=Status.sandbox_error, reason=f"{type(exc).__name__}: {exc}")
@@ -216,38 +254,59 @@ class Sandbox:
         return ExecutionResult.from_stage(job.id, ran, compile=compiled, **files)
 
     async def prepare(self, workspace: Path, job: Job, slot: int) -> StageResult | None:
-        """Write the call's files and source into the workspace and compile it: the compile stage, if any."""
+        """Write the call's files and source into the workspace and compile it (or take the same
+        program's build from the compile cache): the compile stage, if any."""
         request, limits = job.request, job.limits
-        spec: LanguageSpec = self.specs[request.language]
+        spec: LanguageSpec = self.languages.spec(request.language)
+        source = spec.source_path(request.code)
         write_files(workspace, request.files, self.slot_uid(slot))
-        (workspace / spec.source_file).write_text(request.code)
-        if spec.compile is None:
+        (workspace / source).write_text(spec.source_text(request.code))
+        compile_argv = spec.compile_argv(Invocation(request.code, limits.compile_memory_mb, request.files))
+        if compile_argv is None:
             return None
-        return await self._stage(
-            workspace,
-            slot,
-            spec.compile,
-            b"",
-            limits.compile_timeout_s,
-            limits.compile_memory_mb,
-            COMPILE_OUTPUT_CAP,
-            strict_output=False,
-        )
+        key = compile_key(spec.name, compile_argv, source, request.code, request.files)
+
+        async def compile_now() -> StageResult:
+            return await self._stage(
+                workspace,
+                slot,
+                compile_argv,
+                b"",
+                limits.compile_timeout_s,
+                self._memory_mb(spec, limits.compile_memory_mb),
+                COMPILE_OUTPUT_CAP,
+                strict_output=False,
+            )
+
+        return await self.compile_cache.compiled(key, workspace, self.slot_uid(slot), compile_now)
 
     async def run(self, workspace: Path, job: Job, slot: int, stdin: bytes, *, strict_output: bool) -> StageResult:
         """Run the prepared program once in `workspace` under the job's limits."""
-        limits = job.limits
-        program = self.specs[job.request.language].run
-        return await self._stage(
+        request, limits = job.request, job.limits
+        spec = self.languages.spec(request.language)
+        stage = await self._stage(
             workspace,
             slot,
-            program,
+            spec.run_argv(Invocation(request.code, limits.memory_mb, request.files)),
             stdin,
             limits.timeout_s,
-            limits.memory_mb,
+            self._memory_mb(spec, limits.memory_mb),
             limits.output_bytes,
             strict_output=strict_output,
         )
+        # A runtime that enforces its own heap limit (JVM, V8, PHP) fails with its words, not a kill; Go
+        # says so first, then dumps every goroutine.
+        said = (stage.stderr[:4096] + stage.stderr[-4096:]).encode()
+        if stage.status == Status.error and any(marker in said for marker in spec.memory_markers):
+            return stage.model_copy(update={"status": Status.memory_limit})
+        return stage
+
+    def _memory_mb(self, spec: LanguageSpec, memory_mb: int) -> int:
+        """The stage's memory budget: under rlimits only (RLIMIT_AS) plus what the runtime reserves and never
+        uses; its own memory flag (-Xmx, --max-old-space-size) then holds it to `memory_mb`."""
+        if self.limiter.mode != LimitMode.rlimit:
+            return memory_mb
+        return memory_mb + spec.reserved_address_space_mb
 
     async def _stage(
         self,
@@ -261,7 +320,7 @@ class Sandbox:
         *,
         strict_output: bool,
     ) -> StageResult:
-        zygote = self.zygotes.pick(slot, program, workspace) if self.zygotes is not None else None
+        zygote = self.zygotes.pick(program, workspace) if self.zygotes is not None else None
         budget = Budget(
             memory_bytes=memory_mb * MB,
             cpu_seconds=math.ceil(timeout_s) + 1,
@@ -272,10 +331,26 @@ class Sandbox:
         )
         group = self.limiter.group(group_name(slot, zygote.spec.name if zygote is not None else COLD))
         group.prepare(budget)
-        confinement = Confinement(self.limiter.rlimits(budget), group.join_fds())
-        outcome = await self._launch(zygote, workspace, slot, program, stdin, timeout_s, output_cap, confinement)
+        join_fds = group.join_fds()
+        # Favoured by the CPU scheduler until it has used FAVOURED_CPU_MS (the sweeper then lowers it),
+        # and again from its deadline, when the slot's init must kill it promptly.
+        self.favoured[slot] = group
+        promote = asyncio.get_running_loop().call_later(timeout_s, self._promote, slot, group)
+        try:
+            confinement = Confinement(self.limiter.rlimits(budget), join_fds)
+            outcome = await self._launch(zygote, workspace, slot, program, stdin, timeout_s, output_cap, confinement)
+        finally:
+            self.favoured.pop(slot, None)
+            promote.cancel()
+            group.favour(True)
+            close_all(join_fds)
         usage = group.usage()
         return to_stage(outcome, usage, classify(outcome, usage, strict_output))
+
+    def _promote(self, slot: int, group: SlotGroup) -> None:
+        """At the call's deadline: full weight again, for good, so its init kills it promptly."""
+        self.favoured.pop(slot, None)
+        group.favour(True)
 
     async def _launch(
         self,
@@ -291,7 +366,9 @@ class Sandbox:
         if zygote is not None:
             started = time.perf_counter()
             try:
-                outcome = await zygote.run(program, stdin, timeout_s, output_cap, confinement.rlimits)
+                outcome = await zygote.run(
+                    slot, confinement.join_fds, program, stdin, timeout_s, output_cap, confinement.rlimits
+                )
                 metrics.SANDBOX_LAUNCH.labels("warm").observe(time.perf_counter() - started)
                 return outcome
             except ZygoteFailed as exc:

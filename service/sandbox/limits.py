@@ -10,6 +10,11 @@ that the calls it forks are born there, or a cold call's first process. Afterwar
 the CPU time and peak memory of the whole process tree, and an OOM kill counted in the group is what
 makes `memory_limit`.
 
+All of a worker's groups sit under one group of its own, which the kernel's CPU scheduler weighs as a
+single peer of the worker (v2's `cpu` controller; v1's `cpu` hierarchy where it is writable): calls
+share the CPU fairly among themselves, however many loop at once, and the worker, its zygotes and the
+gateway still get their turn.
+
 Where no cgroup can be had (an unprivileged container, say), `RLIMIT_AS` caps memory instead, with
 `MALLOC_ARENA_MAX` set so that glibc's per-thread arenas do not exhaust the address space.
 """
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "pids", "cpuacct")
+# Used when writable: the calls' CPU shares (the niceness of calls alone gives way under hundreds).
+V1_OPTIONAL = ("cpu",)
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 UNLIMITED = resource.RLIM_INFINITY
 # The fallback's arenas: glibc otherwise reserves 64 MiB of address space per thread's arena.
@@ -84,11 +91,23 @@ class SlotGroup(ABC):
 
     @abstractmethod
     def join_fds(self) -> list[int]:
-        """Descriptors the call's first process writes "0" to, to join the group (none without one)."""
+        """Fresh descriptors the call's first process writes "0" to, to join the group (none without
+        one); the caller closes its own once they are passed on. A worker may have a thousand groups:
+        none is kept open between calls."""
 
     @abstractmethod
     def usage(self) -> CallUsage:
         """What the call used since `prepare`, once all of its processes are gone."""
+
+    def favour(self, favoured: bool) -> None:
+        """The group's CPU weight: favoured (a peer's) while its call is young, least once it has used
+        some CPU, so that a short call among hundreds of looping ones gets the CPU at once. No-op
+        without a CPU controller."""
+        return None
+
+    def cpu_used_ms(self) -> float:
+        """CPU time of the group's processes since `prepare` (0 where no cgroup counts it)."""
+        return 0.0
 
     @abstractmethod
     def close(self) -> None:
@@ -137,8 +156,10 @@ class RlimitLimiter(Limiter):
 
     mode = LimitMode.rlimit
 
-    def __init__(self, reason: str = "") -> None:
+    def __init__(self, reason: str = "", shared_processes: int = 0) -> None:
         self.reason = reason
+        # RLIMIT_NPROC counts every process of the uid: the warm zygotes' slots (3 each) share it.
+        self.shared_processes = shared_processes
         self.none = NoGroup()
 
     def group(self, name: str) -> SlotGroup:
@@ -148,7 +169,11 @@ class RlimitLimiter(Limiter):
         return [
             *common_rlimits(budget),
             (resource.RLIMIT_AS, budget.memory_bytes, budget.memory_bytes),
-            (resource.RLIMIT_NPROC, budget.max_processes, budget.max_processes),
+            (
+                resource.RLIMIT_NPROC,
+                budget.max_processes + self.shared_processes,
+                budget.max_processes + self.shared_processes,
+            ),
         ]
 
     def env(self) -> dict[str, str]:
@@ -214,11 +239,33 @@ def remove_stale_groups(parent: Path) -> None:
             remove_tree(group)
 
 
+class CpuWeight:
+    """A group's cpu.shares (v1) or cpu.weight (v2), written only when it changes."""
+
+    def __init__(self, path: Path, favoured: int, least: int) -> None:
+        self.path = path
+        self.values = {True: str(favoured), False: str(least)}
+        self.favoured: bool | None = True
+
+    def set(self, favoured: bool) -> None:
+        if self.favoured is None or favoured == self.favoured:
+            return
+        try:
+            write(self.path, self.values[favoured])
+        except OSError:
+            # No CPU controller here after all: niceness alone shares the CPU.
+            self.favoured = None
+            return
+        self.favoured = favoured
+
+
 class V1Group(SlotGroup):
     def __init__(self, dirs: dict[str, Path]) -> None:
         self.dirs = dirs
-        self.fds = [open_procs(path) for path in dirs.values()]
+        # cpu and cpuacct may share one hierarchy: join each directory once.
+        self.join_dirs = list(dict.fromkeys(dirs.values()))
         self.memory = dirs["memory"]
+        self.weight: CpuWeight | None = CpuWeight(dirs["cpu"] / "cpu.shares", 1024, 8) if "cpu" in dirs else None
         self.has_memsw = (self.memory / "memory.memsw.limit_in_bytes").exists()
         self.limits: tuple[int, int] | None = None
         self.cpu_ns = 0
@@ -248,7 +295,14 @@ class V1Group(SlotGroup):
             write(self.memory / "memory.limit_in_bytes", str(limit))
 
     def join_fds(self) -> list[int]:
-        return self.fds
+        return [open_procs(path) for path in self.join_dirs]
+
+    def favour(self, favoured: bool) -> None:
+        if self.weight is not None:
+            self.weight.set(favoured)
+
+    def cpu_used_ms(self) -> float:
+        return (read_int(self.dirs["cpuacct"] / "cpuacct.usage") - self.cpu_ns) / 1e6
 
     def usage(self) -> CallUsage:
         peak = read_int(self.memory / "memory.max_usage_in_bytes")
@@ -259,8 +313,7 @@ class V1Group(SlotGroup):
         )
 
     def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
+        return None
 
 
 class CgroupLimiter(Limiter):
@@ -313,14 +366,11 @@ class CgroupV1Limiter(CgroupLimiter):
 class V2Group(SlotGroup):
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fds = [open_procs(path)]
         self.limits: tuple[int, int] | None = None
-        # memory.peak (Linux 5.19+) resets per open descriptor (6.12+): keep one, reset it before each call.
-        try:
-            self.peak_fd: int | None = os.open(path / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            self.peak_fd = None
-        self.peak_resets = self.peak_fd is not None
+        self.weight = CpuWeight(path / "cpu.weight", 100, 1)
+        # memory.peak (Linux 5.19+) resets per open descriptor (6.12+): one per call, reset before it.
+        self.peak_resets = (path / "memory.peak").exists()
+        self.peak_fd: int | None = None
         self.cpu_us = 0
         self.ooms = 0
         self.base_bytes = 0
@@ -333,33 +383,48 @@ class V2Group(SlotGroup):
                 write(self.path / "memory.swap.max", "0")
             write(self.path / "pids.max", str(budget.max_processes))
             self.limits = (budget.memory_bytes, budget.max_processes)
-        if self.peak_resets and self.peak_fd is not None:
+        self._close_peak()
+        if self.peak_resets:
+            peak_fd = os.open(self.path / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
             try:
-                os.write(self.peak_fd, b"reset\n")
+                os.write(peak_fd, b"reset\n")
             except OSError:
+                os.close(peak_fd)
                 self.peak_resets = False
+            else:
+                self.peak_fd = peak_fd
         self.base_bytes = read_int(self.path / "memory.current")
         self.ooms = read_counter(self.path / "memory.events", "oom_kill")
         self.cpu_us = read_counter(self.path / "cpu.stat", "usage_usec")
 
     def join_fds(self) -> list[int]:
-        return self.fds
+        return [open_procs(self.path)]
+
+    def favour(self, favoured: bool) -> None:
+        self.weight.set(favoured)
+
+    def cpu_used_ms(self) -> float:
+        return (read_counter(self.path / "cpu.stat", "usage_usec") - self.cpu_us) / 1000
 
     def usage(self) -> CallUsage:
         peak: int | None = None
-        if self.peak_resets and self.peak_fd is not None:
+        if self.peak_fd is not None:
             os.lseek(self.peak_fd, 0, os.SEEK_SET)
             peak = max(0, int(os.read(self.peak_fd, 64)) - self.base_bytes) // 1024
+            self._close_peak()
         return CallUsage(
             cpu_ms=(read_counter(self.path / "cpu.stat", "usage_usec") - self.cpu_us) / 1000,
             peak_memory_kb=peak,
             oom_killed=read_counter(self.path / "memory.events", "oom_kill") > self.ooms,
         )
 
+    def _close_peak(self) -> None:
+        if self.peak_fd is not None:
+            os.close(self.peak_fd)
+            self.peak_fd = None
+
     def close(self) -> None:
-        for fd in (*self.fds, self.peak_fd):
-            if fd is not None:
-                os.close(fd)
+        self._close_peak()
 
 
 class CgroupV2Limiter(CgroupLimiter):
@@ -415,7 +480,7 @@ def cgroup_mounts() -> dict[str, CgroupMount]:
             mounts.setdefault("", mount)
         elif fstype == "cgroup":
             for option in options.split(","):
-                if option in V1_CONTROLLERS:
+                if option in V1_CONTROLLERS or option in V1_OPTIONAL:
                     mounts.setdefault(option, mount)
     return mounts
 
@@ -441,16 +506,18 @@ def v2_parent(group: Path) -> Path:
     return group
 
 
-def choose_limiter(wanted: Literal["auto", "cgroup", "rlimit"]) -> Limiter:
+def choose_limiter(wanted: Literal["auto", "cgroup", "rlimit"], slots: int = 1) -> Limiter:
     """The best limiter this host allows, or the one the operator asked for."""
+    # Without a cgroup, the process limit is per uid: each slot's zygote chains (A, G, H) count in it.
+    shared = 3 * slots
     if wanted == "rlimit":
-        return RlimitLimiter("set by SANDPIT_SANDBOX_LIMITS")
+        return RlimitLimiter("set by SANDPIT_SANDBOX_LIMITS", shared)
     try:
         limiter = cgroup_limiter()
     except OSError as exc:
         if wanted == "cgroup":
             raise
-        return RlimitLimiter(f"no writable cgroup: {exc}")
+        return RlimitLimiter(f"no writable cgroup: {exc}", shared)
     return limiter
 
 
@@ -458,6 +525,10 @@ def cgroup_limiter() -> Limiter:
     mounts, own = cgroup_mounts(), own_cgroups()
     if all(name in mounts for name in V1_CONTROLLERS):
         parents = {name: mounts[name].directory_of(own.get(name, "/")) for name in V1_CONTROLLERS}
+        for name in V1_OPTIONAL:
+            parent = mounts[name].directory_of(own.get(name, "/")) if name in mounts else None
+            if parent is not None and os.access(parent, os.W_OK) and parent not in parents.values():
+                parents[name] = parent
         limiter: Limiter = CgroupV1Limiter(parents)
     elif "" in mounts:
         limiter = CgroupV2Limiter(v2_parent(mounts[""].directory_of(own.get("", "/"))))

@@ -1,24 +1,46 @@
 """The interpreter of one session, running inside its sandbox (passed to `python3 -c`, never imported).
 
-It reads one JSON request per line on the protocol pipe (its original stdin) and answers one JSON line
-on the other (its original stdout). The code of each request runs in one namespace that persists
-between requests, with fds 1 and 2 pointed at fresh capture files, so prints, C extensions and child
-processes are all captured. If the last statement is an expression, its repr is printed, as in a
-notebook. A per-call timer interrupts code that runs too long; the worker kills the whole sandbox if
-even that does not stop it. What this process reports is only as trustworthy as the code it runs.
+The sandbox's first process is a tiny init for the session and every branch forked from it: it
+forks the interpreter, adopts whatever is orphaned (it is a child subreaper), and exits once nothing
+of the family is left, which ends the sandbox. The interpreter reads one JSON request per line on its
+channel (a Unix socket to the worker, its original stdin and stdout) and answers one JSON line. The
+code of each request runs in one namespace that persists between requests, with fds 1 and 2 pointed
+at fresh capture files, so prints, C extensions and child processes are all captured. If the last
+statement is an expression, its repr is printed, as in a notebook. A per-call timer interrupts code
+that runs too long; the worker kills the session if even that does not stop it.
+
+A fork request carries the branch's own channel (SCM_RIGHTS). The interpreter forks; the child enters
+new user, mount and pid namespaces and forks twice more: pid 1 of the new namespace, which only reaps
+(and keeps the namespace, and the branches forked from this branch, alive), and the branch's
+interpreter under it. That says so on the branch's channel and waits while the worker mounts the
+branch's copy of the workspace, a fresh /tmp and /dev/shm and its own /proc over its view; then it
+moves its cwd and open workspace files onto the copy and serves. A branch so sees neither its parent's
+processes nor its siblings'. What this process reports is only as trustworthy as the code it runs.
 """
 
+import array
 import ast
 import contextlib
+import ctypes
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 CAPTURE_DIR = "/tmp"
+WORKSPACE = "/workspace"
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+PR_SET_CHILD_SUBREAPER = 36
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+RECV_BYTES = 1 << 20
+REOPEN_DROPPED = os.O_CREAT | os.O_EXCL | os.O_TRUNC
+
+libc = ctypes.CDLL(None, use_errno=True)
 
 
 class CallTimeout(BaseException):
@@ -27,6 +49,39 @@ class CallTimeout(BaseException):
 
 def on_alarm(_signum: int, _frame: Any) -> None:
     raise CallTimeout
+
+
+class Channel:
+    """JSON lines over the worker's Unix socket, with the descriptors sent alongside them."""
+
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(True)
+        self.buffer = b""
+        self.fds: list[int] = []
+
+    def receive(self) -> dict[str, Any] | None:
+        while b"\n" not in self.buffer:
+            fds = array.array("i")
+            data, ancillary, _, _ = self.sock.recvmsg(RECV_BYTES, socket.CMSG_SPACE(4 * fds.itemsize))
+            if not data:
+                return None
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+            self.fds.extend(fds)
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        request: dict[str, Any] = json.loads(line)
+        return request
+
+    def send(self, answer: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(answer).encode() + b"\n")
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.sock.close()
 
 
 def run(code: str, namespace: dict[str, Any]) -> None:
@@ -109,19 +164,129 @@ def call(request: dict[str, Any], namespace: dict[str, Any], quiet: int) -> dict
     }
 
 
+def check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def enter_own_namespaces() -> None:
+    """New user, mount and pid namespaces (the last for the children), as the same uid, with every
+    capability they gave dropped again: the worker changes the mounts of this view from outside, the
+    branch never can."""
+    uid, gid = os.getuid(), os.getgid()
+    check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    with open("/proc/self/setgroups", "w") as setgroups:
+        setgroups.write("deny")
+    with open("/proc/self/uid_map", "w") as uid_map:
+        uid_map.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as gid_map:
+        gid_map.write(f"{gid} {gid} 1")
+    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+    check(libc.capset(header, (ctypes.c_uint32 * 6)()), "capset")
+
+
+def reopen_workspace_files(keep: set[int]) -> None:
+    """Point every open workspace file at the branch's copy, at the same offset and with the same flags:
+    after fork parent and branch would share one offset, and the branch would write the parent's file."""
+    for entry in Path("/proc/self/fd").iterdir():
+        fd = int(entry.name)
+        if fd in keep:
+            continue
+        with contextlib.suppress(OSError):
+            path = str(entry.readlink())
+            if not path.startswith(f"{WORKSPACE}/") or path.endswith(" (deleted)"):
+                continue
+            fdinfo = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+            info = dict(line.split(":", 1) for line in fdinfo)
+            flags, position = int(info["flags"], 8), int(info["pos"])
+            inheritable = os.get_inheritable(fd)
+            copy = os.open(path, flags & ~REOPEN_DROPPED)
+            os.lseek(copy, position, os.SEEK_SET)
+            os.dup2(copy, fd, inheritable=inheritable)
+            os.close(copy)
+
+
+def become_branch(parent: Channel, channel_fd: int, quiet: int) -> Channel:
+    """In the fork's child: leave the parent's channel and view, take over the branch's copy."""
+    parent.fds.remove(channel_fd)
+    parent.close()
+    enter_own_namespaces()
+    # Out of the way at once: pid 1 of the new namespace is adopted by the family's init.
+    if os.fork() != 0:
+        os._exit(0)
+    if os.fork() != 0:
+        os.close(channel_fd)
+        reap_until_alone()
+    channel = Channel(channel_fd)
+    channel.send({"unshared": True})
+    if channel.receive() != {"mounted": True}:
+        os._exit(1)
+    os.chdir(WORKSPACE)
+    reopen_workspace_files({channel.sock.fileno(), quiet})
+    channel.send({"ready": True, "pid": os.getpid()})
+    return channel
+
+
+def fork(channel: Channel, quiet: int) -> tuple[Channel, dict[str, Any] | None]:
+    """The channel to serve next, and the answer to give on it (None: the branch has answered)."""
+    if not channel.fds:
+        return channel, {"error": "a fork request carries the branch's channel"}
+    branch_fd = channel.fds[0]
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        return channel, {"error": f"fork: {exc}"}
+    if pid == 0:
+        try:
+            return become_branch(channel, branch_fd, quiet), None
+        except BaseException:
+            os._exit(1)
+    channel.fds.remove(branch_fd)
+    os.close(branch_fd)
+    # The child leaves as soon as it has made the branch's init: reaped here, no zombie is left.
+    os.waitpid(pid, 0)
+    return channel, {"forked": True}
+
+
 def serve() -> None:
-    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
-    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    channel = Channel(os.dup(0))
     quiet = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(quiet, fd)
     signal.signal(signal.SIGALRM, on_alarm)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-    answers.write(json.dumps({"ready": True}) + "\n")
-    answers.flush()
-    for line in requests:
-        answers.write(json.dumps(call(json.loads(line), namespace, quiet)) + "\n")
-        answers.flush()
+    channel.send({"ready": True})
+    while (request := channel.receive()) is not None:
+        if request.get("fork"):
+            channel, answer = fork(channel, quiet)
+        else:
+            answer = call(request, namespace, quiet)
+        if answer is not None:
+            channel.send(answer)
 
 
-serve()
+def reap_until_alone() -> None:
+    """An init's life: reap whatever ends, exit once nothing is left (signals from inside its namespace
+    do not reach it: pid 1 ignores those it has no handler for)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    quiet = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(quiet, fd)
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.wait()
+    os._exit(0)
+
+
+def be_family_init() -> None:
+    """Pid 2 of the sandbox, under bubblewrap's own init: while any session of the family lives, so does
+    the sandbox; it adopts their orphans (and the inits of branches) and reaps them."""
+    check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+    if os.fork() == 0:
+        serve()
+        os._exit(0)
+    reap_until_alone()
+
+
+be_family_init()

@@ -9,16 +9,20 @@ slots are plain directories, and the container's own tmpfs mount is the cap.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from service.sandbox.limits import pid_alive
 
 log = logging.getLogger(__name__)
+
+MS_NOSUID, MS_NODEV, MNT_DETACH = 2, 4, 2
+# mount(2) directly: a worker mounts one per slot, a thousand of them, at start.
+libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _mount_points_under(root: Path) -> list[Path]:
@@ -28,7 +32,7 @@ def _mount_points_under(root: Path) -> list[Path]:
 
 
 def _unmount(path: Path) -> None:
-    subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
+    libc.umount2(str(path).encode(), MNT_DETACH)
 
 
 def remove_stale(workspace_root: Path) -> None:
@@ -64,11 +68,11 @@ class Workspaces:
                 self._mount_tmpfs(path, uid)
 
     def _mount_tmpfs(self, path: Path, uid: int) -> None:
-        options = f"size={self.max_bytes},nr_inodes={self.max_files},mode=0700,uid={uid},gid={uid},nosuid,nodev"
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "sandpit", str(path)], capture_output=True)
-        if done.returncode != 0:
+        options = f"size={self.max_bytes},nr_inodes={self.max_files},mode=0700,uid={uid},gid={uid}"
+        if libc.mount(b"sandpit", str(path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()) != 0:
             # Root without CAP_SYS_ADMIN (a container): fall back to a plain directory.
-            log.warning("cannot mount a tmpfs workspace (%s); using plain directories", done.stderr.decode().strip())
+            reason = os.strerror(ctypes.get_errno())
+            log.warning("cannot mount a tmpfs workspace (%s); using plain directories", reason)
             self.mounted = False
             os.chown(path, uid, uid)
 

@@ -1,12 +1,15 @@
 """Worker side of the warm zygotes: start them, send them calls, restart them when they fail.
 
-Each sandbox slot has two zygotes (`zygote_server.py` in a long-lived bubblewrap sandbox of that
-slot): a lean one with only the standard library loaded, and a heavy one with numpy and sympy
-imported. Python code that names a heavy module goes to the heavy one, everything else (the rest of
-Python, bash, C++ compile and run) to the lean one, whose forks are cheaper. A call talks to its
-zygote over a SOCK_SEQPACKET socket: one JSON request carrying the three pipe ends, one JSON reply
-with the exit status. A zygote that dies or stops answering is killed and started again; the call
-it was running is reported as a `ProcessOutcome` all the same.
+A worker has two zygotes (`zygote_server.py`, each in a long-lived bubblewrap sandbox that sees
+every slot's workspace): a lean one with only the standard library loaded, and a heavy one with numpy
+and sympy imported. Python code that names a heavy module goes to the heavy one, everything else (the
+rest of Python, bash, compilers and compiled programs) to the lean one, whose forks are cheaper. Each
+zygote runs the calls of all slots at once, each slot in its own pid namespace made on the slot's first
+call. A call talks to its zygote over one SOCK_SEQPACKET socket shared by all calls: one JSON request
+carrying the three pipe ends, one JSON reply with the exit status and the request's id, which one
+reader task hands to the waiting call. A cancelled call, or one whose answer is late, is killed alone;
+a zygote that dies is started again on the next call and the calls it was running fail over to a cold
+sandbox.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ SERVER_DIR = "/opt/sandpit"
 START_TIMEOUT_S = 120.0
 # How long past a call's own timeout the worker waits for the zygote's answer before giving up on it.
 ANSWER_GRACE_S = 5.0
+MAX_REPORT = 65536
+# How long a cancelled call's zygote may take to confirm it is gone before it is taken for stuck and
+# restarted (which fails over every call it runs): long, since a busy machine makes it slow, not stuck.
+CANCEL_WAIT_S = 30.0
 # What the heavy zygote has loaded, and the libraries built on it (they import numpy first thing).
 HEAVY_IMPORT = re.compile(r"\b(numpy|sympy|scipy|mpmath|pandas|networkx|sklearn|matplotlib)\b")
 
@@ -66,23 +73,22 @@ class Zygote:
         self,
         spec: ZygoteSpec,
         profile: BwrapProfile,
-        workspace: Path,
+        slots_dir: Path,
         python_path: str,
         uid: int | None,
         tmp_bytes: int,
-        join_fds: list[int],
-        probe: list[Rlimit],
     ) -> None:
         self.spec = spec
-        self.join_fds = join_fds
-        self.probe = probe
         self.profile = profile
-        self.workspace = workspace
+        self.slots_dir = slots_dir
         self.python_path = python_path
         self.uid = uid
         self.tmp_bytes = tmp_bytes
         self.process: asyncio.subprocess.Process | None = None
         self.control: socket.socket | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.starting = asyncio.Lock()
+        self.pending: dict[int, asyncio.Future[protocol.CallReport]] = {}
         self.calls = 0
 
     async def start(self) -> None:
@@ -94,15 +100,14 @@ class Zygote:
             f"{SERVER_DIR}/zygote_server.py",
             str(server_end.fileno()),
             f"size={self.tmp_bytes},mode=1777",
-            ",".join(map(str, self.join_fds)),
             *self.spec.preload,
         ]
-        argv = self.profile.zygote_command(self.workspace, Path(__file__).parent, SERVER_DIR, program)
+        argv = self.profile.zygote_command(self.slots_dir, Path(__file__).parent, SERVER_DIR, program)
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
-                pass_fds=(server_end.fileno(), *self.join_fds),
+                pass_fds=(server_end.fileno(),),
                 env={},
                 user=self.uid,
                 group=self.uid,
@@ -120,68 +125,130 @@ class Zygote:
         if not hello:
             await self.stop()
             raise ZygoteFailed(f"{self.spec.name} zygote did not start")
-        await self._probe()
+        self.reader = asyncio.create_task(self._read(control), name=f"zygote-{self.spec.name}")
 
-    async def _probe(self) -> None:
+    async def probe(self, slot: int, join_fds: list[int], rlimits: list[Rlimit]) -> None:
         """One real call at start: a host that lets the zygote start but not make a call's
         namespaces (no /proc mount allowed, say) is found now, not on every user call."""
-        outcome = await self.run(["/bin/true"], b"", 10.0, 1024, self.probe)
+        outcome = await self.run(slot, join_fds, ["/bin/true"], b"", 10.0, 1024, rlimits)
         if outcome.exit_code != 0:
             await self.stop()
             detail = outcome.stderr.data.decode(errors="replace")
             raise ZygoteFailed(f"{self.spec.name} zygote cannot run a call (exit {outcome.exit_code}): {detail}")
 
     async def stop(self) -> None:
-        if self.control is not None:
-            self.control.close()
-            self.control = None
+        if self.reader is not None and self.reader is not asyncio.current_task():
+            self.reader.cancel()
+        self.reader = None
+        self._lost("the zygote stopped")
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
             self.process = None
 
-    async def run(
-        self, program: list[str], stdin: bytes, timeout_s: float, output_cap: int, rlimits: list[Rlimit]
-    ) -> ProcessOutcome:
+    def _lost(self, reason: str) -> None:
+        """The zygote is gone: every call it was running fails (and runs cold), the next one restarts it."""
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        for future in self.pending.values():
+            if not future.done():
+                future.set_result({"error": reason})
+        self.pending.clear()
+
+    async def _read(self, control: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                raw = await loop.sock_recv(control, MAX_REPORT)
+            except OSError:
+                raw = b""
+            if not raw:
+                break
+            report = protocol.decode_report(raw)
+            future = self.pending.pop(report.get("id", -1), None)
+            if future is not None and not future.done():
+                future.set_result(report)
+        if self.control is control:
+            log.warning("%s zygote exited; it starts again on the next call", self.spec.name)
+            self.reader = None
+            await self.stop()
+
+    async def _connected(self) -> socket.socket:
         if self.control is None:
-            await self.start()
+            async with self.starting:
+                if self.control is None:
+                    await self.start()
         assert self.control is not None
+        return self.control
+
+    async def _send(self, message: bytes, fds: list[int]) -> None:
+        control = await self._connected()
+        while True:
+            try:
+                socket.send_fds(control, [message], fds)
+                return
+            except BlockingIOError:
+                # The zygote is behind on its socket: a moment, then again.
+                await asyncio.sleep(0.001)
+
+    async def run(
+        self,
+        slot: int,
+        join_fds: list[int],
+        program: list[str],
+        stdin: bytes,
+        timeout_s: float,
+        output_cap: int,
+        rlimits: list[Rlimit],
+    ) -> ProcessOutcome:
+        """Run one call in `slot`; `join_fds` are the slot's cgroup (used on the slot's first call)."""
         self.calls += 1
         request: protocol.CallRequest = {
             "id": self.calls,
+            "slot": slot,
             "argv": program,
             "timeout_s": timeout_s,
             "rlimits": rlimits,
             "niceness": CALL_NICENESS,
             "shm_bytes": self.tmp_bytes,
         }
+        answer_ready = asyncio.get_running_loop().create_future()
+        self.pending[request["id"]] = answer_ready
         stdout = CapturedStream(output_cap, bytearray())
         stderr = CapturedStream(output_cap, bytearray())
         started = time.perf_counter()
-        async with CallPipes() as pipes:
-            socket.send_fds(self.control, [protocol.encode(request)], pipes.child_ends())
-            pipes.close_child_ends()
-            io = asyncio.gather(
-                feed(pipes.stdin_writer, stdin),
-                drain(pipes.stdout_reader, stdout),
-                drain(pipes.stderr_reader, stderr),
-            )
-            try:
-                answer = await self._answer(timeout_s + ANSWER_GRACE_S)
-            except asyncio.CancelledError:
-                # The job was cancelled: the call must die, and its answer must not reach the next call.
-                await asyncio.shield(self.stop())
-                raise
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(io, ANSWER_GRACE_S)
+        try:
+            async with CallPipes() as pipes:
+                try:
+                    await self._send(protocol.encode(request), [*pipes.child_ends(), *join_fds])
+                except OSError as exc:
+                    raise ZygoteFailed(f"cannot reach the zygote: {exc}") from exc
+                pipes.close_child_ends()
+                io = asyncio.gather(
+                    feed(pipes.stdin_writer, stdin),
+                    drain(pipes.stdout_reader, stdout),
+                    drain(pipes.stderr_reader, stderr),
+                )
+                try:
+                    answer = await asyncio.wait_for(asyncio.shield(answer_ready), timeout_s + ANSWER_GRACE_S)
+                except TimeoutError:
+                    # Stuck past its deadline: killing the slot's namespace kills the call.
+                    await self._cancel(request)
+                    answer = {"timed_out": True, "signal": signal.SIGKILL}
+                except asyncio.CancelledError:
+                    # The job was cancelled: the call dies, and is gone before its slot is wiped.
+                    await asyncio.shield(self._cancel(request))
+                    raise
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(io, ANSWER_GRACE_S)
+        finally:
+            self.pending.pop(request["id"], None)
         if "error" in answer:
             raise ZygoteFailed(str(answer["error"]))
         if answer.get("setup_failed"):
             raise ZygoteFailed(f"the call's sandbox could not be set up: {stderr.data[-500:].decode(errors='replace')}")
-        if answer.get("id") != request["id"]:
-            await self.stop()
-            raise ZygoteFailed(f"answer {answer.get('id')} to request {request['id']}")
         elapsed_ms = (time.perf_counter() - started) * 1000
         return ProcessOutcome(
             exit_code=answer.get("exit_code"),
@@ -194,22 +261,21 @@ class Zygote:
             max_rss_kb=answer.get("max_rss_kb"),
         )
 
-    async def _answer(self, wait_s: float) -> protocol.CallReport:
-        assert self.control is not None
+    async def _cancel(self, request: protocol.CallRequest) -> None:
+        """Kill the call's namespace and wait until the zygote says its processes are gone."""
+        acknowledged = asyncio.get_running_loop().create_future()
+        self.pending[request["id"]] = acknowledged
+        cancel: protocol.Cancel = {"id": request["id"], "slot": request["slot"], "cancel": True}
         try:
-            raw = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.control, 65536), wait_s)
-        except TimeoutError:
-            # Stuck: killing its sandbox also kills the call it was running.
+            await self._send(protocol.encode(cancel), [])
+            # The acknowledgement, or the call's own report if it ended first: either way it is over.
+            await asyncio.wait_for(acknowledged, CANCEL_WAIT_S)
+        except (OSError, TimeoutError) as exc:
+            # No answer: the zygote itself is stuck; only a fresh one is sure to have killed the call.
+            log.warning("%s zygote did not confirm a cancel (%r); restarting it", self.spec.name, exc)
             await self.stop()
-            return {"timed_out": True, "signal": signal.SIGKILL}
-        except OSError as exc:
-            raw, reason = b"", str(exc)
-        else:
-            reason = "the zygote exited"
-        if not raw:
-            await self.stop()
-            return {"error": reason}
-        return protocol.decode_report(raw)
+        finally:
+            self.pending.pop(request["id"], None)
 
 
 class CallPipes:
@@ -252,41 +318,29 @@ async def _reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamRea
 
 
 class ZygotePool:
-    """The lean and heavy zygote of every slot."""
+    """The lean and the heavy zygote of a worker."""
 
     def __init__(
-        self,
-        profile: BwrapProfile,
-        workspace_of: Callable[[int], Path],
-        uid_of: Callable[[int], int | None],
-        slots: int,
-        python_path: str,
-        tmp_bytes: int,
-        join_fds_of: Callable[[int, str], list[int]],
-        probe: list[Rlimit],
+        self, profile: BwrapProfile, slots_dir: Path, uid: int | None, python_path: str, tmp_bytes: int
     ) -> None:
         self.python_path = python_path
-        self.zygotes = {
-            (slot, spec.name): Zygote(
-                spec,
-                profile,
-                workspace_of(slot),
-                python_path,
-                uid_of(slot),
-                tmp_bytes,
-                join_fds_of(slot, spec.name),
-                probe,
-            )
-            for slot in range(slots)
-            for spec in (LEAN, HEAVY)
-        }
+        self.lean = Zygote(LEAN, profile, slots_dir, python_path, uid, tmp_bytes)
+        self.heavy = Zygote(HEAVY, profile, slots_dir, python_path, uid, tmp_bytes)
 
-    async def start(self) -> None:
-        await asyncio.gather(*(zygote.start() for zygote in self.zygotes.values()))
+    async def start(self, slot: int, join_fds_of: Callable[[str], list[int]], probe: list[Rlimit]) -> None:
+        """Start both and run one probe call in each, in `slot` (idle at start)."""
+        zygotes = (self.lean, self.heavy)
+        await asyncio.gather(*(zygote.start() for zygote in zygotes))
+        for zygote in zygotes:
+            join_fds = join_fds_of(zygote.spec.name)
+            try:
+                await zygote.probe(slot, join_fds, probe)
+            finally:
+                for fd in join_fds:
+                    os.close(fd)
 
     async def stop(self) -> None:
-        await asyncio.gather(*(zygote.stop() for zygote in self.zygotes.values()))
+        await asyncio.gather(self.lean.stop(), self.heavy.stop())
 
-    def pick(self, slot: int, program: list[str], workspace: Path) -> Zygote:
-        spec = HEAVY if wants_heavy(program, workspace, self.python_path) else LEAN
-        return self.zygotes[(slot, spec.name)]
+    def pick(self, program: list[str], workspace: Path) -> Zygote:
+        return self.heavy if wants_heavy(program, workspace, self.python_path) else self.lean

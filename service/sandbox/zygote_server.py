@@ -1,12 +1,12 @@
 """The warm zygote: a pre-started interpreter that forks each call into its own namespaces.
 
-Runs inside a long-lived bubblewrap sandbox of one worker slot (own user and net namespace, read-only
-root, the slot's workspace at /workspace), in the sandbox's interpreter, with the heavy modules
-already imported. Standard library and `seccomp` only: it never imports the service.
+Runs inside a long-lived bubblewrap sandbox of the worker (own user and net namespace, read-only
+root, every slot's workspace under /slots), in the sandbox's interpreter, with the heavy modules
+already imported. Standard library and `seccomp` only: it never imports the service. One zygote
+serves every slot of its worker at once; its processes, per slot that has had a call:
 
-Its processes:
-
-    zygote ── A: made a new pid and mount namespace, waits for G; dies with the zygote
+    zygote ── A: made a new pid and mount namespace with the slot's workspace at /workspace (and
+              │  /slots gone), waits for G; dies with the zygote
               └─ G: pid 1 of that namespace for the slot's calls, one after another; own /proc
                  └─ H: one per call, forked by G *before* the call arrives. When it comes, H enters
                        its own mount and ipc namespaces (a fresh /tmp), takes the call's
@@ -15,11 +15,15 @@ Its processes:
                        else by exec)
 
 The worker sends one request per call on the control socket (a small JSON message plus the three
-pipe ends). The zygote passes it to G, G to the waiting H. G enforces the deadline, then kills and
-reaps every other process of its namespace (whatever the call left running: daemons, setsid, double
-forks) and only then reports H's exit status, so nothing of a call outlives its answer. The status
-comes from G, which the call cannot reach (pid 1 ignores its signals, and is not dumpable), never from
-the call itself. One fork per call, off the critical path; if G dies, the zygote makes a new A and G.
+pipe ends and, for a slot's first call, its cgroup's descriptors). The zygote passes it to the slot's
+G, G to the waiting H. G enforces the deadline, then kills and reaps every other process of its
+namespace (whatever the call left running: daemons, setsid, double forks) and only then reports H's
+exit status, so nothing of a call outlives its answer. The status comes from G, which the call cannot
+reach (pid 1 ignores its signals, and is not dumpable), never from the call itself. The zygote waits
+on all slots at once, so a slot's looping call holds nothing but its own slot. A cancelled call's
+namespace is killed, and the zygote answers only once its G (and so every process of the namespace:
+the kernel empties a pid namespace before its init is gone) has exited. A namespace idle for a while
+is dropped and made again on its slot's next call.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import gc
 import os
 import resource
 import select
+import selectors
 import signal
 import socket
 import sys
@@ -43,9 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if TYPE_CHECKING:
     from service.sandbox import zygote_protocol as protocol
     from service.sandbox.python_main import prepare, run_python
+    from service.sandbox.warm_up import warm_up
 else:
     import zygote_protocol as protocol
     from python_main import prepare, run_python
+    from warm_up import warm_up
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
@@ -57,10 +64,24 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 2.0
-MAX_MESSAGE, STDIO_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS
+# A slot's namespace unused this long is dropped (its next call makes it again, a few ms).
+IDLE_S = 120.0
+# How long a cancel waits for the namespace's processes to be gone.
+KILL_WAIT_S = 5.0
+MAX_MESSAGE, STDIO_FDS, MAX_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS, protocol.MAX_FDS
 STARTED = b"started"
+NOTHING_YET = b"(nothing yet)"
+SLOTS = "/slots"
+MS_RDONLY, MS_BIND = 1, 0x1000
 
 libc = ctypes.CDLL(None, use_errno=True)
+
+
+def readable(fd: int, timeout_s: float) -> bool:
+    """poll(2), not select(2): the zygote holds a few descriptors per slot, past select's 1024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout_s) * 1000))
 
 
 def check(result: int, what: str) -> None:
@@ -82,10 +103,6 @@ class Setup:
     policy: bytes
     # mount(2) options of each call's /tmp.
     tmp_options: str
-    # cgroup.procs descriptors of this zygote's group in its slot, opened by the worker. The init joins
-    # it once, so that each call's process is born in it: moving a process between groups waits for
-    # an RCU grace period (~10 ms here), which would otherwise be every call's time.
-    join_fds: list[int]
 
 
 class SockFilterProgram(ctypes.Structure):
@@ -156,7 +173,7 @@ def run_call(channel: socket.socket, setup: Setup) -> None:
     # While it waits: what running a Python script needs that does not depend on the script.
     prepare()
     message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, STDIO_FDS)
-    request = protocol.decode_request(message)
+    request = protocol.decode_call(message)
     # Dumpable again, as an exec would make it (the init is not): its /proc/self is its own.
     libc.prctl(PR_SET_DUMPABLE, 1)
     first_to_go_when_memory_runs_out()
@@ -206,7 +223,7 @@ class CallProcess:
         finally:
             for fd in fds:
                 os.close(fd)
-        finished, _, _ = select.select([self.pidfd], [], [], timeout_s)
+        finished = readable(self.pidfd, timeout_s)
         duration_ms = (time.monotonic() - started) * 1000
         if not finished:
             return {"timed_out": True, "signal": signal.SIGKILL, "duration_ms": duration_ms}
@@ -247,8 +264,8 @@ def kill_everything_else() -> None:
             os.wait()
 
 
-def be_init(link: socket.socket, setup: Setup) -> None:
-    """G: pid 1 of the slot's call namespace, for as long as it lives. Per call: hand the request to
+def be_init(link: socket.socket, setup: Setup, join_fds: list[int]) -> None:
+    """G: pid 1 of a slot's call namespace, for as long as it lives. Per call: hand the request to
     the waiting H, enforce the deadline, then kill and reap whatever the call left, and only then
     report, so nothing of a call still runs when the worker empties the workspace for the next."""
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -256,15 +273,16 @@ def be_init(link: socket.socket, setup: Setup) -> None:
     # signals a call sends it; only the zygote's namespace can kill it.
     libc.prctl(PR_SET_DUMPABLE, 0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    mount("none", "/", None, MS_REC | MS_PRIVATE)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    join_cgroup(setup.join_fds)
+    # Once, so that each call's process is born in the slot's group: moving a process between groups
+    # waits for an RCU grace period (~8 ms here), which would otherwise be every call's time.
+    join_cgroup(join_fds)
     while True:
         call = CallProcess(setup, [link])
         message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, STDIO_FDS)
         if not message:
             os._exit(0)
-        request = protocol.decode_request(message)
+        request = protocol.decode_call(message)
         try:
             report = call.run(message, fds, request["timeout_s"])
         except OSError as exc:
@@ -274,91 +292,229 @@ def be_init(link: socket.socket, setup: Setup) -> None:
         link.send(protocol.encode(report))
 
 
-class CallNamespace:
-    """A and G: A makes a new pid namespace and forks G into it as pid 1, then only waits for G."""
+def close_all_but(keep: set[int]) -> None:
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)
 
-    def __init__(self, control: socket.socket, setup: Setup) -> None:
+
+def enter_slot(slot: int) -> None:
+    """In A's fresh mount namespace: the slot's workspace at /workspace, no other slot in view. The
+    mounts bubblewrap made are locked in this namespace (it sits in a nested user namespace), so
+    /slots cannot be unmounted: an empty read-only tmpfs covers it."""
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    mount(f"{SLOTS}/slot-{slot}", "/workspace", None, MS_BIND | MS_REC)
+    mount("tmpfs", SLOTS, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=0")
+
+
+class CallNamespace:
+    """A and G of one slot: A makes a new pid and mount namespace and forks G into it as pid 1, then
+    only waits for G. A tells the zygote G's pid, so that the zygote can wait for G's end."""
+
+    def __init__(self, slot: int, setup: Setup, join_fds: list[int]) -> None:
+        self.slot = slot
         self.link, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                control.close()
-                self.link.close()
+                # Nothing of the zygote's or of the other slots' (their pidfds, links, the worker's socket).
+                close_all_but({child_end.fileno(), *join_fds})
                 libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
                 check(libc.unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare")
+                enter_slot(slot)
                 init = os.fork()
                 if init == 0:
                     try:
-                        be_init(child_end, setup)
+                        be_init(child_end, setup, join_fds)
                     finally:
                         os._exit(EXIT_SETUP_FAILED)
+                child_end.send(str(init).encode())
                 child_end.close()
                 os.waitpid(init, 0)
             finally:
                 os._exit(EXIT_SETUP_FAILED)
         child_end.close()
+        for fd in join_fds:
+            os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
+        # G's pid comes as the link's first message (not waited for here: the zygote serves other slots).
+        self.init_pidfd: int | None = None
+        # The call in progress: its request id and the time past which its G is taken for dead.
+        self.call_id: int | None = None
+        self.deadline = 0.0
+        self.last_used = time.monotonic()
 
-    def run(self, message: bytes, fds: list[int], timeout_s: float) -> protocol.CallReport | None:
-        """G's report of one call, or None if G died (A then exits too)."""
+    def start(self, call_id: int, message: bytes, fds: list[int], timeout_s: float) -> None:
+        self.call_id = call_id
+        self.deadline = time.monotonic() + timeout_s + INIT_GRACE_S
         try:
             socket.send_fds(self.link, [message], fds)
         finally:
             for fd in fds:
                 os.close(fd)
-        ready, _, _ = select.select([self.link.fileno(), self.pidfd], [], [], timeout_s + INIT_GRACE_S)
-        if self.link.fileno() in ready:
-            with contextlib.suppress(ConnectionError):
-                raw = self.link.recv(MAX_MESSAGE)
-                if raw:
-                    return protocol.decode_report(raw)
-        return None
 
-    def close(self) -> None:
-        """Kill A (and with it G and its namespace), and reap A."""
+    def receive(self) -> bytes:
+        """The link's next message: G's pid first, then G's reports; b"" once G is gone."""
+        try:
+            raw = self.link.recv(MAX_MESSAGE)
+        except BlockingIOError:
+            return NOTHING_YET
+        except ConnectionError:
+            return b""
+        if self.init_pidfd is None and raw.isdigit():
+            with contextlib.suppress(OSError):
+                self.init_pidfd = os.pidfd_open(int(raw))
+            return NOTHING_YET
+        return raw
+
+    def report(self, raw: bytes) -> protocol.CallReport:
+        self.call_id = None
+        self.last_used = time.monotonic()
+        return protocol.decode_report(raw)
+
+    def close(self, wait: bool) -> None:
+        """Kill A (and with it G and its namespace) and reap A; with `wait`, also wait for G's end:
+        every process of its namespace is gone by then."""
         with contextlib.suppress(ProcessLookupError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        if self.init_pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
         os.close(self.pidfd)
+        if self.init_pidfd is None:
+            # A sent G's pid before it died, if it got that far.
+            self.link.setblocking(False)
+            self.receive()
+        if self.init_pidfd is not None:
+            if wait:
+                readable(self.init_pidfd, KILL_WAIT_S)
+            os.close(self.init_pidfd)
         self.link.close()
 
 
-def serve(control: socket.socket, tmp_options: str, join_fds: list[int]) -> None:
+class Server:
+    """The zygote's loop: requests from the worker, reports from every slot's G, deadlines."""
+
+    def __init__(self, control: socket.socket, setup: Setup) -> None:
+        self.control = control
+        self.setup = setup
+        self.namespaces: dict[int, CallNamespace] = {}
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(control, selectors.EVENT_READ)
+
+    def serve(self) -> None:
+        while True:
+            for key, _ in self.selector.select(self._wait_s()):
+                if key.data is None:
+                    if not self._from_worker():
+                        return
+                else:
+                    self._from_init(key.data)
+            self._expire()
+
+    def _wait_s(self) -> float:
+        now = time.monotonic()
+        deadlines = [
+            ns.deadline if ns.call_id is not None else ns.last_used + IDLE_S for ns in self.namespaces.values()
+        ]
+        return max(0.0, min(deadlines, default=now + IDLE_S) - now)
+
+    def _from_worker(self) -> bool:
+        message, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, MAX_FDS)
+        if not message:
+            return False
+        request = protocol.decode_request(message)
+        namespace = self.namespaces.get(request["slot"])
+        if "cancel" in request:
+            if namespace is not None and namespace.call_id == request["id"]:
+                self._drop(namespace, wait=True)
+            self._send({"id": request["id"], "cancelled": True})
+            return True
+        slot = request["slot"]
+        stdio, join_fds = fds[:STDIO_FDS], fds[STDIO_FDS:]
+        if namespace is not None and namespace.call_id is not None:
+            # The worker gives a slot one call at a time; a second one is a bug: refuse it, keep the first.
+            for fd in fds:
+                os.close(fd)
+            self._send({"id": request["id"], "error": f"slot {slot} is busy"})
+            return True
+        if namespace is None:
+            namespace = CallNamespace(slot, self.setup, join_fds)
+            self.namespaces[slot] = namespace
+            self.selector.register(namespace.link, selectors.EVENT_READ, namespace)
+        else:
+            for fd in join_fds:
+                os.close(fd)
+        try:
+            namespace.start(request["id"], message, stdio, request["timeout_s"])
+        except OSError as exc:
+            self._drop(namespace)
+            self._send({"id": request["id"], "error": f"the call's init is gone: {exc}"})
+        return True
+
+    def _from_init(self, namespace: CallNamespace) -> None:
+        call_id = namespace.call_id
+        raw = namespace.receive()
+        if raw is NOTHING_YET:
+            return
+        if raw:
+            report = namespace.report(raw)
+        else:
+            # G died or its link broke: a fresh namespace for the slot's next call.
+            self._drop(namespace)
+            report = {"error": "the call's init died"}
+        if call_id is not None:
+            report["id"] = call_id
+            self._send(report)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for namespace in list(self.namespaces.values()):
+            if namespace.call_id is not None and now > namespace.deadline:
+                # G has not reported past the call's deadline (a machine this busy starves it): the
+                # namespace goes, the call with it, which had outrun its deadline.
+                call_id = namespace.call_id
+                self._drop(namespace, wait=True)
+                self._send({"id": call_id, "timed_out": True, "signal": signal.SIGKILL})
+            elif namespace.call_id is None and now > namespace.last_used + IDLE_S:
+                self._drop(namespace)
+
+    def _drop(self, namespace: CallNamespace, wait: bool = False) -> None:
+        self.selector.unregister(namespace.link)
+        del self.namespaces[namespace.slot]
+        namespace.close(wait)
+
+    def _send(self, report: protocol.CallReport) -> None:
+        self.control.send(protocol.encode(report))
+
+
+def serve(control: socket.socket, tmp_options: str) -> None:
     from seccomp_policy import make_filter  # type: ignore[import-not-found]
 
-    setup = Setup(compiled_filter(make_filter()), tmp_options, join_fds)
+    setup = Setup(compiled_filter(make_filter()), tmp_options)
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()
     gc.freeze()
     control.send(protocol.encode({"ready": True, "modules": sorted(sys.modules)}))
-    namespace = CallNamespace(control, setup)
-    while True:
-        message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, STDIO_FDS)
-        if not message:
-            return
-        request = protocol.decode_request(message)
-        report = namespace.run(message, fds, request["timeout_s"])
-        if report is None:
-            # G died or stopped answering: a fresh namespace for the next call.
-            namespace.close()
-            namespace = CallNamespace(control, setup)
-            report = {"error": "the call's init died"}
-        report["id"] = request["id"]
-        control.send(protocol.encode(report))
+    Server(control, setup).serve()
 
 
 def main() -> None:
-    control_fd, tmp_options, join_fds, *preload = sys.argv[1:]
+    control_fd, tmp_options, *preload = sys.argv[1:]
     for module in preload:
         try:
             __import__(module)
         except ImportError as missing:
             print(f"zygote: cannot preload {module}: {missing}", file=sys.stderr)
+    warm_up(preload)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # The worker going away closes the control socket: so are we.
     with contextlib.suppress(ConnectionResetError, BrokenPipeError):
-        serve(socket.socket(fileno=int(control_fd)), tmp_options, [int(fd) for fd in join_fds.split(",") if fd])
+        serve(socket.socket(fileno=int(control_fd)), tmp_options)
 
 
 if __name__ == "__main__":

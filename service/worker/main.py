@@ -4,6 +4,7 @@ or SIGINT."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 import sys
 
@@ -16,7 +17,16 @@ from service.worker.metrics_server import metrics_server
 from service.worker.runtimes import report_runtimes
 
 
+def allow_open_files() -> None:
+    """Each running call holds a few descriptors (its pipes, its zygote's): a worker with a thousand
+    slots needs more than the usual soft limit of 1024, and may raise it to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def serve_worker(settings: Settings) -> None:
+    allow_open_files()
     if sys.version_info < (3, 12):
         # Python 3.11 watches each child with a thread; a pidfd needs none (3.12+ does this itself).
         watcher = asyncio.PidfdChildWatcher()

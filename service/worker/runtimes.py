@@ -1,6 +1,7 @@
 """What the sandbox offers, found by running it: each language's version and Python's packages.
 
-At start a worker runs every toolchain's version command and Python's package probe (the binaries its
+At start a worker looks up which languages of the registry it runs (enabled by `SANDPIT_LANGUAGES`
+and installed), runs each one's toolchain version command and Python's package probe (the binaries its
 sandboxes run, so the answer holds where the gateway has no toolchains) and writes the result to Redis,
 where `GET /v1/languages` reads it. A probe that fails, or hangs past its timeout, leaves that version
 unknown with a warning; it never stops the worker. Each worker rewrites the report under a TTL while it
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.config import Settings
+from service.languages import listing, registry
 from service.models import Language, LanguageRuntime, Runtimes
 from service.queue.errors import REDIS_DOWN
 from service.queue.redis_queue import RedisQueue
@@ -40,21 +42,21 @@ class RuntimeProbe:
 
 
 def runtime_probes(settings: Settings) -> dict[Language, RuntimeProbe]:
-    return {
-        # -I -B as when the sandbox runs a program: the same sys.path, no user site, no .pyc written.
-        Language.python: RuntimeProbe(
-            [settings.python_path, "--version"],
-            packages=[settings.python_path, "-I", "-B", str(PYTHON_PACKAGES_PROBE)],
-        ),
-        Language.bash: RuntimeProbe([settings.bash_path, "--version"]),
-        Language.cpp: RuntimeProbe([settings.cxx_path, "--version"]),
-    }
+    """The version probe of every language this worker runs (python's with its package probe)."""
+    languages = registry(settings)
+    probes = {language: RuntimeProbe(list(languages.specs[language].version)) for language in languages.available()}
+    # -I -B as when the sandbox runs a program: the same sys.path, no user site, no .pyc written.
+    probes[Language.python] = RuntimeProbe(
+        [settings.python_path, "--version"], packages=[settings.python_path, "-I", "-B", str(PYTHON_PACKAGES_PROBE)]
+    )
+    return probes
 
 
 async def report_runtimes(settings: Settings, queue: RedisQueue, worker_id: str, sandbox_limits: str) -> None:
     """Probe once, then keep the report (with how this worker limits calls) in Redis while it runs."""
-    probed = await probe_runtimes(runtime_probes(settings), worker_id)
-    runtimes = probed.model_copy(update={"sandbox_limits": sandbox_limits})
+    probes = runtime_probes(settings)
+    probed = await probe_runtimes(probes, worker_id)
+    runtimes = with_registry(probed, settings).model_copy(update={"sandbox_limits": sandbox_limits})
     while True:
         try:
             await queue.publish_runtimes(runtimes, RUNTIMES_TTL_S)
@@ -69,6 +71,18 @@ async def probe_runtimes(
 ) -> Runtimes:
     languages = await asyncio.gather(*(probe_runtime(name, probe, timeout_s) for name, probe in probes.items()))
     return Runtimes(reported=True, worker=worker_id, probed_at=time.time(), languages=list(languages))
+
+
+def with_registry(probed: Runtimes, settings: Settings) -> Runtimes:
+    """Every language of the registry with its names and commands; the probed ones available, with versions."""
+    found = {runtime.name: runtime for runtime in probed.languages}
+    languages = [
+        entry.model_copy(update=found[entry.name].model_dump(include={"version", "packages"}))
+        if entry.name in found
+        else entry
+        for entry in listing(registry(settings), found)
+    ]
+    return probed.model_copy(update={"languages": languages})
 
 
 async def probe_runtime(name: Language, probe: RuntimeProbe, timeout_s: float) -> LanguageRuntime:

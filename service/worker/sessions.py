@@ -4,6 +4,10 @@ The worker reads its own session command list (nobody else's), so every call of 
 process that holds its interpreter. Calls of one session run one at a time; different sessions run
 side by side. Each answer is published through the same exactly-once script as job results. An
 interpreter that dies or stops answering ends its session, and the call gets `session_lost`.
+
+A fork copies the session's workspace into a free session room of this worker, one per branch, and
+has the interpreter fork into it (`SessionProcess.fork`); each branch is then a session like any
+other, held here, with its own workspace, idle clock and end.
 """
 
 from __future__ import annotations
@@ -11,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
+import stat
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from service.config import Settings
 from service.models import ExecutionResult, SessionAction, SessionCommand, SessionRecord, Status
 from service.queue.errors import REDIS_DOWN
 from service.queue.redis_queue import RedisQueue
-from service.queue.sessions import SessionStore
+from service.queue.sessions import NO_ROOM, SessionStore
 from service.sandbox.executor import Sandbox
 from service.sandbox.session import SessionProcess
 from service.sandbox.workspaces import Workspaces
@@ -92,22 +100,34 @@ class SessionHost:
             return None
 
     async def _handle(self, command: SessionCommand) -> None:
-        if command.action == SessionAction.open:
-            result = await self._open(command)
-        elif command.action == SessionAction.execute:
-            result = await self._execute(command)
-        else:
-            result = await self._close(command)
+        try:
+            result = await self._answer(command)
+        except Exception as exc:
+            # Ours, not the session's: answered at once rather than left to the gateway's deadline.
+            log.exception("session command %s failed", command.action)
+            result = ExecutionResult(id=command.id, status=Status.sandbox_error, reason=f"{type(exc).__name__}: {exc}")
         result.worker = self.worker_id
         with contextlib.suppress(*REDIS_DOWN):
             await self.queue.publish_final(result, command.reply_to, None, self.settings.result_ttl_s)
+
+    async def _answer(self, command: SessionCommand) -> ExecutionResult:
+        if command.action == SessionAction.open:
+            return await self._open(command)
+        if command.action == SessionAction.execute:
+            return await self._execute(command)
+        if command.action == SessionAction.fork:
+            return await self._fork(command)
+        return await self._close(command)
 
     async def _open(self, command: SessionCommand) -> ExecutionResult:
         if not self.free_indexes:
             reason = f"this worker already holds {self.settings.max_sessions_per_worker} sessions"
             return ExecutionResult(id=command.id, status=Status.sandbox_error, reason=reason)
         index = self.free_indexes.pop()
-        process = SessionProcess(self.sandbox, self.workspaces.path(index), self.uid_of(index), command.memory_mb)
+        # A room a branch used last belongs to the branch's family's uid until given back to its own.
+        own(self.workspaces.path(index), self.uid_of(index))
+        workspace, uid = self.workspaces.path(index), self.uid_of(index)
+        process = SessionProcess(self.sandbox, workspace, uid, command.memory_mb, group_of(index))
         if not await process.start():
             await process.stop()
             self.workspaces.wipe(index)
@@ -130,6 +150,50 @@ class SessionHost:
             return lost(command, "the interpreter exited or stopped answering; its variables are gone")
         return ExecutionResult.from_stage(command.id, stage)
 
+    async def _fork(self, command: SessionCommand) -> ExecutionResult:
+        hosted = self.sessions.get(command.session_id)
+        if hosted is None:
+            return lost(command, "this worker does not hold the session (ended, expired, or the worker restarted)")
+        wanted = len(command.branch_ids)
+        if len(self.free_indexes) < wanted:
+            reason = f"{NO_ROOM}: this worker has room for {len(self.free_indexes)} more sessions, not {wanted}"
+            return ExecutionResult(id=command.id, status=Status.sandbox_error, reason=reason)
+        made: list[str] = []
+        # Under the session's lock: no call of its own runs while it is copied and forked.
+        async with hosted.lock:
+            for branch_id in command.branch_ids:
+                branch = await self._branch(hosted)
+                if branch is None:
+                    break
+                self.sessions[branch_id] = branch
+                made.append(branch_id)
+            hosted.last_used = time.monotonic()
+        if hosted.process.ended:
+            await self._end(command.session_id)
+        if len(made) < wanted:
+            for branch_id in made:
+                await self._stop(branch_id)
+            return ExecutionResult(id=command.id, status=Status.sandbox_error, reason="the session could not be forked")
+        record = SessionRecord(worker=self.worker_id, memory_mb=hosted.process.memory_mb)
+        for branch_id in made:
+            await self.store.save(branch_id, record, self.settings.session_idle_s)
+        return ExecutionResult(id=command.id, status=Status.ok)
+
+    async def _branch(self, parent: HostedSession) -> HostedSession | None:
+        index = self.free_indexes.pop()
+        workspace = self.workspaces.path(index)
+        try:
+            copy_workspace(parent.process.workspace, workspace, parent.process.uid)
+            branch = await parent.process.fork(workspace, group_of(index))
+        except OSError:
+            log.exception("cannot fork a session")
+            branch = None
+        if branch is None:
+            self.workspaces.wipe(index)
+            self.free_indexes.append(index)
+            return None
+        return HostedSession(branch, index)
+
     async def _close(self, command: SessionCommand) -> ExecutionResult:
         await self._end(command.session_id)
         return ExecutionResult(id=command.id, status=Status.ok)
@@ -149,7 +213,7 @@ class SessionHost:
         self.free_indexes.append(hosted.index)
 
     def uid_of(self, index: int) -> int | None:
-        return self.sandbox.slot_uid(self.settings.session_uid_offset + index)
+        return self.sandbox.uid(self.settings.session_uid_offset + index)
 
     async def _reap_idle_forever(self) -> None:
         while True:
@@ -159,6 +223,33 @@ class SessionHost:
                 if hosted.last_used < idle_since and not hosted.lock.locked():
                     log.info("ending idle session %s", session_id)
                     await self._end(session_id)
+
+
+def group_of(index: int) -> str:
+    """The cgroup of the session in room `index` (call slots' are `slot-<n>-<kind>`)."""
+    return f"session-{index}"
+
+
+def own(path: Path, uid: int | None) -> None:
+    if uid is not None:
+        os.chown(path, uid, uid)
+
+
+def copy_workspace(source: Path, target: Path, uid: int | None) -> None:
+    """The workspace's files, directories and symlinks, owned by `uid` (the branch runs as its parent).
+    Anything else (a FIFO, a socket) is left out: copying it would block or mean nothing."""
+
+    def copy_regular(source_file: str, target_file: str) -> None:
+        if stat.S_ISREG(os.lstat(source_file).st_mode):
+            shutil.copy2(source_file, target_file)
+
+    own(target, uid)
+    shutil.copytree(source, target, symlinks=True, copy_function=copy_regular, dirs_exist_ok=True)
+    if uid is None:
+        return
+    for directory, names, files in os.walk(target):
+        for name in [*names, *files]:
+            os.chown(Path(directory) / name, uid, uid, follow_symlinks=False)
 
 
 def lost(command: SessionCommand, reason: str) -> ExecutionResult:

@@ -75,6 +75,17 @@ def test_sessions_go_to_workers_with_room_until_none_has_any(client: httpx.Clien
     client.delete(f"/v1/sessions/{again.json()['id']}")
 
 
+def test_a_fork_past_the_worker_room_is_429_and_the_session_lives_on(client: httpx.Client) -> None:
+    session_id = client.post("/v1/sessions", json={}).json()["id"]
+    client.post(f"/v1/sessions/{session_id}/execute", json={"code": "x = 7"})
+    refused = client.post(f"/v1/sessions/{session_id}/fork", json={"count": 1})
+    assert refused.status_code == 429
+    assert "room for 0 more sessions" in refused.json()["detail"]
+    assert refused.headers["Retry-After"] == "5"
+    assert client.post(f"/v1/sessions/{session_id}/execute", json={"code": "x"}).json()["stdout"] == "7\n"
+    assert client.delete(f"/v1/sessions/{session_id}").status_code == 204
+
+
 def worker_process(stack: LocalStack, worker_id: str) -> subprocess.Popen[bytes]:
     pid = int(worker_id.split("-")[-2])
     return next(process for process in stack.processes("worker") if process.pid == pid)

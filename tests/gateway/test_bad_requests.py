@@ -9,7 +9,7 @@ import pytest
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"language": "ruby", "code": "puts 1"}, "language"),
+        ({"language": "cobol", "code": "DISPLAY 1."}, "language"),
         ({"language": "python", "code": ""}, "code"),
         ({"code": "print(1)"}, "language"),
         ({"language": "python", "code": "pass", "timeout_s": 10_000}, "timeout_s"),

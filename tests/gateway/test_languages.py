@@ -6,6 +6,8 @@ import time
 
 import httpx
 
+from service.config import Settings
+from service.languages import listing, registry
 from service.models import Language, LanguageRuntime, Runtimes
 from service.queue.redis_queue import RedisQueue
 from tests.calls import HOST_HAS_CGROUP_V1
@@ -75,8 +77,11 @@ async def test_before_any_worker_reports_every_language_is_listed_without_a_vers
         "worker": None,
         "probed_at": None,
         "sandbox_limits": None,
-        "languages": [{"name": language.value, "version": None, "packages": {}} for language in Language],
+        "languages": [language.model_dump(mode="json") for language in listing(registry(Settings()))],
     }
+    listed = response.json()["languages"]
+    assert [language["name"] for language in listed] == [language.value for language in Language]
+    assert all(language["available"] is None and language["version"] is None for language in listed)
 
 
 async def test_a_language_the_report_lacks_is_still_listed(
@@ -89,7 +94,7 @@ async def test_a_language_the_report_lacks_is_still_listed(
     assert body["reported"] is True and body["worker"] == "w1"
     assert [language["name"] for language in body["languages"]] == [language.value for language in Language]
     versions = {language["name"]: language["version"] for language in body["languages"]}
-    assert versions == {"python": None, "bash": "GNU bash, version 5.2.15(1)-release", "cpp": None}
+    assert versions == {language.value: None for language in Language} | {"bash": "GNU bash, version 5.2.15(1)-release"}
 
 
 async def test_an_unreadable_report_counts_as_none(

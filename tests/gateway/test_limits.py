@@ -43,7 +43,7 @@ def test_out_of_range_limits_name_the_field(field: str, request_fields: dict[str
 @pytest.mark.parametrize(
     "body",
     [
-        {"language": "ruby", "code": "puts 1"},
+        {"language": "cobol", "code": "DISPLAY 1."},
         {"language": "python", "code": ""},
         {"language": "python"},
         {"language": "python", "code": "pass", "timeout_s": 0},

@@ -38,10 +38,10 @@ def test_calculator_refusal_is_an_error_result(api: httpx.Client) -> None:
 def test_math_verify_rewards_an_equivalent_answer(api: httpx.Client) -> None:
     answer = call(api, "math_verify", {"answer": "Thus \\boxed{\\frac{2}{4}}", "reference": "0.5"})
     assert answer["structuredContent"] == {
+        "status": "ok",
         "equivalent": True,
         "reward": 1.0,
-        "answer": "\\frac{2}{4}",
-        "reference": "0.5",
+        "extracted": {"answer": ["1/2", "\\frac{2}{4}"], "reference": ["0.500000000000000", "0.5"]},
     }
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.bench.procstat import children_by_parent, descendants
 from service.stack import LocalStack
-from tests.e2e.test_up import descendants
 
 TIMEOUT_S = 2.0
 
@@ -50,13 +50,43 @@ def settled_footprint(stack: LocalStack) -> tuple[int, int]:
 
 
 def worker_footprint(stack: LocalStack) -> tuple[int, int]:
-    """(processes under the worker processes, open descriptors of the worker processes).
-
-    Between calls the processes are the warm zygotes' sandboxes with their pre-forked chains."""
+    """(stray processes under the worker processes, open descriptors of the worker processes)."""
     workers = stack.processes("worker")
-    processes = sum(len(descendants(worker.pid)) for worker in workers)
+    tree = children_by_parent()
+    processes = sum(len(stray_processes(worker.pid, tree)) for worker in workers)
     fds = sum(len(list(Path(f"/proc/{worker.pid}/fd").iterdir())) for worker in workers)
     return processes, fds
+
+
+def is_zygote(pid: int) -> bool:
+    """The zygote or a fork of it (bubblewrap's own command line names the server too)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) > 2 and argv[2].endswith(b"/zygote_server.py")
+
+
+def stray_processes(worker: int, tree: dict[int, list[int]]) -> set[int]:
+    """Processes under `worker` that are not what its zygotes keep between calls: the zygote's
+    sandbox (bubblewrap), the zygote, and per slot that has had a call A → G → H, with H waiting for
+    the slot's next call and childless. Anything else is something a call left behind."""
+    everything = set(descendants(worker, tree))
+    parent_of = {child: parent for parent, children in tree.items() for child in children}
+    kept: set[int] = set()
+    for zygote in everything:
+        if not is_zygote(zygote) or is_zygote(parent_of.get(zygote, 0)):
+            continue
+        ancestor = zygote
+        while ancestor in everything:
+            kept.add(ancestor)
+            ancestor = parent_of.get(ancestor, 0)
+        for a in tree.get(zygote, []):
+            inits = tree.get(a, [])
+            waiting = tree.get(inits[0], []) if len(inits) == 1 else []
+            if len(waiting) == 1 and not tree.get(waiting[0]):
+                kept |= {a, inits[0], waiting[0]}
+    return everything - kept
 
 
 @pytest.fixture(scope="module", autouse=True)

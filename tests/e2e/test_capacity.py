@@ -1,0 +1,88 @@
+"""Capacity apart from cores: a batch of looping programs is normal RL traffic, not an attack.
+
+One worker with its default number of slots (far above this machine's two cores) on the real stack:
+looping calls share the CPU and each ends at its own wall-clock timeout, so a hundred of them answer
+within one timeout, and trivial calls sent among hundreds of loops still answer at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from service.config import Settings, default_concurrency
+from service.stack import LocalStack, free_port
+
+pytestmark = pytest.mark.timeout(240)
+
+LOOP = "while True:\n    pass\n"
+TRIVIAL = "print(1 + 1)\n"
+
+
+@pytest.fixture(scope="module")
+def roomy_stack() -> Iterator[LocalStack]:
+    """`sandpit up` as a user runs it: one worker, its slot count left to the default."""
+    with LocalStack(Settings(port=free_port()), workers=1, redis_url_given=False) as local:
+        yield local
+
+
+def test_the_default_slot_count_is_far_above_the_cores() -> None:
+    cores = os.cpu_count() or 1
+    assert default_concurrency() >= min(100, 32 * cores)
+    assert Settings().worker_concurrency == default_concurrency()
+
+
+async def run_code(client: httpx.AsyncClient, code: str, run_timeout: float, wait_s: float) -> tuple[dict, float]:
+    """One SandboxFusion-style call; the client gives up after `wait_s`, as an RL client's timeout would."""
+    started = time.perf_counter()
+    body = {"code": code, "language": "python", "run_timeout": run_timeout, "compile_timeout": 10}
+    response = await client.post("/run_code", json=body, timeout=wait_s)
+    response.raise_for_status()
+    return response.json(), time.perf_counter() - started
+
+
+def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack: LocalStack) -> None:
+    """The client of an RL framework's SandboxFusion test suite: 100 loops with run_timeout 10 at once,
+    each waiting at most compile + run + 10 = 30 s. Two at a time (one per core) would take 500 s."""
+
+    async def batch() -> list[tuple[dict, float]]:
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(base_url=roomy_stack.url, limits=limits) as client:
+            return await asyncio.gather(*(run_code(client, LOOP, 10, 30) for _ in range(100)))
+
+    answers = asyncio.run(batch())
+    assert len(answers) == 100
+    for body, _ in answers:
+        assert body["status"] == "Failed", body
+        assert body["run_result"]["status"] == "TimeLimitExceeded", body
+
+
+def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: LocalStack) -> None:
+    """400 looping calls (timeout 2 s) sent at once, and while they run 400 print(1+1) sent at 100 calls/s
+    (well under what the service can take, so latency is not queueing): every trivial call is right,
+    p99 under 2 s."""
+
+    async def mixed() -> tuple[list[tuple[dict, float]], list[tuple[dict, float]]]:
+        limits = httpx.Limits(max_connections=1000)
+        async with httpx.AsyncClient(base_url=roomy_stack.url, limits=limits) as client:
+            loops = [asyncio.create_task(run_code(client, LOOP, 2, 60)) for _ in range(400)]
+            trivial = []
+            for _ in range(40):
+                trivial += [asyncio.create_task(run_code(client, TRIVIAL, 2, 60)) for _ in range(10)]
+                await asyncio.sleep(0.1)
+            return await asyncio.gather(*loops), await asyncio.gather(*trivial)
+
+    loops, trivial = asyncio.run(mixed())
+    latencies = sorted(seconds for _, seconds in trivial)
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    summary = f"trivial p50 {latencies[len(latencies) // 2]:.2f} s, p90 {latencies[int(len(latencies) * 0.9)]:.2f} s"
+    wrong = [body for body, _ in trivial if (body["status"], body["run_result"]["stdout"]) != ("Success", "2\n")]
+    assert not wrong, f"{len(wrong)} of 400 trivial calls went wrong ({summary}): {wrong[0]}"
+    for body, _ in loops:
+        assert body["run_result"]["status"] == "TimeLimitExceeded", body
+    assert p99 < 2.0, f"trivial p99 {p99:.2f} s among 400 loops ({summary})"

@@ -1,0 +1,119 @@
+"""The warm zygotes serve every slot of a worker at once: real bubblewrap sandboxes, real cgroups.
+
+Each slot's calls run in their own pid namespace under the shared zygote, with only their own
+workspace in view; a call cancelled in one slot dies alone, before its slot is given back, and the
+others run on; a zygote that dies starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from service import metrics
+from service.config import Settings
+from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
+from service.sandbox.executor import Sandbox
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def job(code: str, timeout_s: float = 10.0) -> Job:
+    limits = Limits(timeout_s=timeout_s, memory_mb=256, output_bytes=65536, compile_timeout_s=10, compile_memory_mb=256)
+    request = ExecuteRequest(language="python", code=code, timeout_s=timeout_s)
+    return Job(id=uuid.uuid4().hex, request=request, limits=limits, enqueued_at=time.time(), start_by=time.time() + 60)
+
+
+def warm_launches() -> float:
+    value = metrics.WORKER.get_sample_value("sandpit_sandbox_launch_seconds_count", {"path": "warm"})
+    return value or 0.0
+
+
+@pytest_asyncio.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    box = Sandbox(Settings(worker_concurrency=64))
+    box.check()
+    await box.start()
+    assert box.zygotes is not None, "the warm zygotes did not start"
+    try:
+        yield box
+    finally:
+        await box.aclose()
+
+
+async def test_calls_in_many_slots_run_at_once_in_one_zygote(sandbox: Sandbox) -> None:
+    assert sandbox.zygotes is not None
+    zygote_pid = sandbox.zygotes.lean.process.pid if sandbox.zygotes.lean.process else None
+    before = warm_launches()
+    code = "import time\nstart = time.time()\ntime.sleep(1)\nprint(start, time.time())"
+    results = await asyncio.gather(*(sandbox.execute(job(code), slot) for slot in range(40)))
+    assert all(result.status == Status.ok for result in results), [r.stderr for r in results]
+    spans = [tuple(map(float, result.stdout.split())) for result in results]
+    # Every call had started before the first one ended: forty 1 s sleeps ran side by side.
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    assert warm_launches() - before == 40
+    assert sandbox.zygotes.lean.process is not None and sandbox.zygotes.lean.process.pid == zygote_pid
+
+
+async def test_a_call_sees_its_own_workspace_and_no_other_slot(sandbox: Sandbox) -> None:
+    (sandbox.workspaces.path(7) / "secret.txt").write_text("slot seven")
+    code = (
+        "import os\n"
+        "print(sorted(os.listdir('/workspace')))\n"
+        "try:\n    print(os.listdir('/slots'))\nexcept OSError as error:\n    print(type(error).__name__)\n"
+        "print(os.path.exists('/slots/slot-7/secret.txt'))"
+    )
+    result = await sandbox.execute(job(code), 8)
+    assert result.status == Status.ok, result.stderr
+    own, slots, reachable = result.stdout.splitlines()
+    assert own == "['main.py']"
+    assert slots in ("[]", "PermissionError", "FileNotFoundError")
+    assert reachable == "False"
+
+
+async def test_a_cancelled_call_dies_alone_before_its_slot_is_free(sandbox: Sandbox) -> None:
+    assert sandbox.zygotes is not None
+    lean = sandbox.zygotes.lean
+    writer = "import time\nwhile True:\n    open('beat', 'a').write('x')\n    time.sleep(0.01)\n"
+    neighbour = asyncio.create_task(sandbox.execute(job("import time\ntime.sleep(1.5)\nprint('done')"), 2))
+    cancelled = asyncio.create_task(sandbox._execute_in(sandbox.workspaces.path(1), job(writer), 1))
+    await asyncio.sleep(0.7)
+    zygote_pid = lean.process.pid if lean.process else None
+    beat = sandbox.workspaces.path(1) / "beat"
+    assert beat.stat().st_size > 0
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    # Gone by the time the cancel returned: the file stops growing at once.
+    size = beat.stat().st_size
+    await asyncio.sleep(0.3)
+    assert beat.stat().st_size == size
+    neighbour_result: ExecutionResult = await neighbour
+    assert neighbour_result.status == Status.ok and neighbour_result.stdout == "done\n"
+    assert lean.process is not None and lean.process.pid == zygote_pid, "the cancel restarted the zygote"
+    sandbox.workspaces.wipe(1)
+    again = await sandbox.execute(job("print('slot one again')"), 1)
+    assert again.stdout == "slot one again\n"
+
+
+async def test_a_zygote_that_dies_starts_again_on_the_next_call(sandbox: Sandbox) -> None:
+    assert sandbox.zygotes is not None
+    lean = sandbox.zygotes.lean
+    assert lean.process is not None
+    os.killpg(lean.process.pid, signal.SIGKILL)
+    # The zygote's reader notices; the next call starts a fresh zygote and runs warm in it.
+    for _ in range(100):
+        if lean.control is None:
+            break
+        await asyncio.sleep(0.05)
+    before = warm_launches()
+    result = await sandbox.execute(job("print(6 * 7)"), 3)
+    assert result.status == Status.ok and result.stdout == "42\n"
+    assert warm_launches() - before == 1
