@@ -44,6 +44,7 @@ test-fast: venv
 bench: deps venv tool-libs
 	$(BIN)/sandpit bench
 	$(BIN)/python -m service.bench.refusal
+	$(BIN)/python -m service.bench.forks
 
 bench-quick: deps venv
 	$(BIN)/sandpit bench --quick

@@ -80,6 +80,10 @@ class Keys:
         """A session's `SessionRecord` (which worker holds it), JSON, expiring when idle."""
         return f"{self.prefix}:session:{session_id}"
 
+    def tenant_sessions(self, tenant: str) -> str:
+        """Sorted set: a tenant's session ids (branches included) -> when each was last used."""
+        return f"{self.prefix}:tenant-sessions:{tenant}"
+
     def session_commands(self, worker_id: str) -> str:
         """List of `SessionCommand`s for one worker: only that worker reads it."""
         return f"{self.prefix}:session-commands:{worker_id}"

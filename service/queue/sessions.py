@@ -38,18 +38,14 @@ class SessionStore:
         self.keys = queue.keys
         self._admit = queue.redis.register_script(ADMIT_SESSIONS)
 
-    def tenant_sessions(self, tenant: str) -> str:
-        """Sorted set: a tenant's session ids -> when each was last used."""
-        return f"{self.keys.prefix}:tenant-sessions:{tenant}"
-
     async def admit(self, tenant: str, session_ids: list[str], quota: int, idle_s: float) -> bool:
         """Count new sessions against the tenant's quota; False (and nothing counted) past it."""
         args: list[str | float | int] = [time.time(), idle_s, quota, *session_ids]
-        return bool(await self._admit(keys=[self.tenant_sessions(tenant)], args=args))
+        return bool(await self._admit(keys=[self.keys.tenant_sessions(tenant)], args=args))
 
     async def release(self, tenant: str, session_ids: list[str]) -> None:
         if session_ids:
-            await self.redis.zrem(self.tenant_sessions(tenant), *session_ids)
+            await self.redis.zrem(self.keys.tenant_sessions(tenant), *session_ids)
 
     async def live_workers(self, heartbeat_ttl_s: float) -> list[str]:
         """The live workers in random order: sessions spread over workers as calls do."""
@@ -84,7 +80,7 @@ class SessionStore:
             pipe.get(self.keys.session(session_id))
             pipe.expire(self.keys.session(session_id), max(1, int(idle_s)))
             if tenant is not None:
-                pipe.zadd(self.tenant_sessions(tenant), {session_id: time.time()}, xx=True)
+                pipe.zadd(self.keys.tenant_sessions(tenant), {session_id: time.time()}, xx=True)
             raw, *_ = await pipe.execute()
         return SessionRecord.model_validate_json(raw) if raw else None
 

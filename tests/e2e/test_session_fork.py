@@ -250,11 +250,13 @@ print('mount', libc.mount(b'none', b'/workspace', b'tmpfs', 0, None))
 print('umount', libc.umount2(b'/workspace', 2))
 print('unshare net', libc.unshare(0x40000000))
 print('uid', os.getuid())
+# What a branch is made with, a session may do too: it gains nothing mount(2) could use.
+print('own namespaces', libc.unshare(0x10020000), 'then mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))
 """
     shown = output(api, branch, code)
     assert "wrote" not in shown
     assert shown.count("refused") == 4
-    assert "mount -1\numount -1\nunshare net -1\nuid 1000\n" in shown
+    assert "mount -1\numount -1\nunshare net -1\nuid 1000\nown namespaces 0 then mount -1\n" in shown
     assert output(api, branch, "open('mine.txt').read()") == "'parent'\n"
 
 
