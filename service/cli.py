@@ -69,6 +69,10 @@ def cmd_gateway(_: argparse.Namespace, settings: Settings) -> int:
         # uvicorn's loggers propagate to ours, so its lines come out in the same format.
         log_config=None,
         timeout_graceful_shutdown=int(settings.max_timeout_s + settings.compile_timeout_s),
+        # Longer than clients keep idle connections (httpx 5 s, aiohttp 15 s): a server that closes one
+        # first races the client's next request on it, which then fails with a reset.
+        timeout_keep_alive=75,
+        backlog=4096,
     )
     return 0
 

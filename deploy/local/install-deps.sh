@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(dirname "$0")
 
 packages=(redis-server bubblewrap python3 python3-venv python3-seccomp)
-# The lists pin versions for the worker image; here any version the host's mirror offers will do.
+# The lists record the versions tested; here, as in the worker image, any version the mirror offers will do.
 sandbox_packages=$(bash "$here/language-packages.sh")
 mapfile -t -O ${#packages[@]} packages < <(sed -e 's/=.*//' <<< "$sandbox_packages")
 missing=()

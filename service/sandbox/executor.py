@@ -338,7 +338,9 @@ class Sandbox:
         promote = asyncio.get_running_loop().call_later(timeout_s, self._promote, slot, group)
         try:
             confinement = Confinement(self.limiter.rlimits(budget), join_fds)
-            outcome = await self._launch(zygote, workspace, slot, program, stdin, timeout_s, output_cap, confinement)
+            outcome = await self._launch(
+                zygote, workspace, slot, program, stdin, timeout_s, output_cap, confinement, group
+            )
         finally:
             self.favoured.pop(slot, None)
             promote.cancel()
@@ -362,12 +364,20 @@ class Sandbox:
         timeout_s: float,
         output_cap: int,
         confinement: Confinement,
+        group: SlotGroup,
     ) -> ProcessOutcome:
         if zygote is not None:
             started = time.perf_counter()
             try:
                 outcome = await zygote.run(
-                    slot, confinement.join_fds, program, stdin, timeout_s, output_cap, confinement.rlimits
+                    slot,
+                    confinement.join_fds,
+                    program,
+                    stdin,
+                    timeout_s,
+                    output_cap,
+                    confinement.rlimits,
+                    before_kill=lambda: self._promote(slot, group),
                 )
                 metrics.SANDBOX_LAUNCH.labels("warm").observe(time.perf_counter() - started)
                 return outcome

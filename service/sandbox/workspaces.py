@@ -1,9 +1,14 @@
-"""One workspace per sandbox slot: a size- and inode-capped tmpfs when we may mount, else a directory.
+"""One workspace per sandbox slot: a directory on the worker's own size- and inode-capped tmpfs when
+we may mount, else on the container's filesystem.
 
-A call's `/workspace` is its slot's directory, emptied after every call. As root the worker mounts a
-private tmpfs per slot (owned by the slot's uid, `nosuid,nodev`), so filling the disk or creating
-millions of files hits that slot's own cap and nothing else. Without root (inside a container) the
-slots are plain directories, and the container's own tmpfs mount is the cap.
+A call's `/workspace` is its slot's directory, emptied after every call. As root the worker mounts one
+private tmpfs (`nosuid,nodev`) for all its slots, capped at the slots' budgets together
+(`workspace_max_bytes` and `workspace_max_files` per slot), so filling the disk or creating millions of
+files hits that cap and nothing of the host's. One mount, not one per slot: every call's mount
+namespace copies the tree it sees, and a thousand slot mounts made that copy (and its teardown) the
+kernel's main work per call. What one call stores is bounded by its memory cgroup (tmpfs pages are
+charged to the process that writes them) and each file by RLIMIT_FSIZE. Without root (inside a
+container) the slots are plain directories, and the container's own tmpfs mount is the cap.
 """
 
 from __future__ import annotations
@@ -60,21 +65,27 @@ class Workspaces:
         return self.root / f"slot-{slot}"
 
     def open(self) -> None:
+        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        if self.mounted:
+            self._mount_tmpfs()
         for slot in range(self.slots):
             path = self.path(slot)
             path.mkdir(mode=0o700, exist_ok=True)
             uid = self.uid_of_slot(slot)
-            if self.mounted and uid is not None:
-                self._mount_tmpfs(path, uid)
+            if uid is not None:
+                os.chown(path, uid, uid)
 
-    def _mount_tmpfs(self, path: Path, uid: int) -> None:
-        options = f"size={self.max_bytes},nr_inodes={self.max_files},mode=0700,uid={uid},gid={uid}"
-        if libc.mount(b"sandpit", str(path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()) != 0:
-            # Root without CAP_SYS_ADMIN (a container): fall back to a plain directory.
+    def _mount_tmpfs(self) -> None:
+        # Slots may list nothing but reach their own directory (0711).
+        # At most a quarter of the machine's memory, whatever the slot count: tmpfs pages are memory.
+        quarter = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+        size = min(self.max_bytes * self.slots, quarter)
+        options = f"size={size},nr_inodes={self.max_files * self.slots + 16},mode=0711"
+        if libc.mount(b"sandpit", str(self.root).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()) != 0:
+            # Root without CAP_SYS_ADMIN (a container): plain directories.
             reason = os.strerror(ctypes.get_errno())
-            log.warning("cannot mount a tmpfs workspace (%s); using plain directories", reason)
+            log.warning("cannot mount a tmpfs for the workspaces (%s); using plain directories", reason)
             self.mounted = False
-            os.chown(path, uid, uid)
 
     def wipe(self, slot: int) -> None:
         for entry in self.path(slot).iterdir():
@@ -87,3 +98,5 @@ class Workspaces:
     def close(self) -> None:
         for mount in _mount_points_under(self.root):
             _unmount(mount)
+        if self.mounted:
+            _unmount(self.root)

@@ -38,6 +38,7 @@ START_TIMEOUT_S = 120.0
 # How long past a call's own timeout the worker waits for the zygote's answer before giving up on it.
 ANSWER_GRACE_S = 5.0
 MAX_REPORT = 65536
+SO_SNDBUFFORCE = 32
 # How long a cancelled call's zygote may take to confirm it is gone before it is taken for stuck and
 # restarted (which fails over every call it runs): long, since a busy machine makes it slow, not stuck.
 CANCEL_WAIT_S = 30.0
@@ -89,6 +90,8 @@ class Zygote:
         self.reader: asyncio.Task[None] | None = None
         self.starting = asyncio.Lock()
         self.pending: dict[int, asyncio.Future[protocol.CallReport]] = {}
+        # Resolved when the control socket has room again, while senders wait for it.
+        self.room: asyncio.Future[None] | None = None
         self.calls = 0
 
     async def start(self) -> None:
@@ -117,6 +120,9 @@ class Zygote:
         finally:
             server_end.close()
         control.setblocking(False)
+        with contextlib.suppress(OSError):
+            # Room for hundreds of requests in flight (capped by net.core.wmem_max unless root).
+            control.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE if os.geteuid() == 0 else socket.SO_SNDBUF, 4 << 20)
         self.control = control
         try:
             hello = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(control, 1 << 20), START_TIMEOUT_S)
@@ -150,6 +156,9 @@ class Zygote:
     def _lost(self, reason: str) -> None:
         """The zygote is gone: every call it was running fails (and runs cold), the next one restarts it."""
         if self.control is not None:
+            if self.room is not None and not self.room.done():
+                asyncio.get_running_loop().remove_writer(self.control.fileno())
+                self.room.set_result(None)
             self.control.close()
             self.control = None
         for future in self.pending.values():
@@ -190,8 +199,24 @@ class Zygote:
                 socket.send_fds(control, [message], fds)
                 return
             except BlockingIOError:
-                # The zygote is behind on its socket: a moment, then again.
-                await asyncio.sleep(0.001)
+                # The zygote is behind on its socket: wait until it has room (a busy retry by each of
+                # hundreds of waiting calls would become the worker's main work).
+                await self._room(control)
+
+    async def _room(self, control: socket.socket) -> None:
+        """Until `control` is writable; all waiting senders share one watch of the descriptor."""
+        if self.room is None or self.room.done():
+            loop = asyncio.get_running_loop()
+            room: asyncio.Future[None] = loop.create_future()
+
+            def ready() -> None:
+                loop.remove_writer(control.fileno())
+                if not room.done():
+                    room.set_result(None)
+
+            loop.add_writer(control.fileno(), ready)
+            self.room = room
+        await asyncio.shield(self.room)
 
     async def run(
         self,
@@ -202,8 +227,11 @@ class Zygote:
         timeout_s: float,
         output_cap: int,
         rlimits: list[Rlimit],
+        before_kill: Callable[[], None] = lambda: None,
     ) -> ProcessOutcome:
-        """Run one call in `slot`; `join_fds` are the slot's cgroup (used on the slot's first call)."""
+        """Run one call in `slot`; `join_fds` are the slot's cgroup (used on the slot's first call).
+        `before_kill` runs before a cancelled or overdue call is killed (its processes need a CPU to
+        die on: the executor gives its group full weight again)."""
         self.calls += 1
         request: protocol.CallRequest = {
             "id": self.calls,
@@ -235,10 +263,12 @@ class Zygote:
                     answer = await asyncio.wait_for(asyncio.shield(answer_ready), timeout_s + ANSWER_GRACE_S)
                 except TimeoutError:
                     # Stuck past its deadline: killing the slot's namespace kills the call.
+                    before_kill()
                     await self._cancel(request)
                     answer = {"timed_out": True, "signal": signal.SIGKILL}
                 except asyncio.CancelledError:
                     # The job was cancelled: the call dies, and is gone before its slot is wiped.
+                    before_kill()
                     await asyncio.shield(self._cancel(request))
                     raise
                 with contextlib.suppress(Exception):

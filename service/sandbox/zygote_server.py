@@ -64,10 +64,10 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 2.0
-# A slot's namespace unused this long is dropped (its next call makes it again, a few ms).
-IDLE_S = 120.0
-# How long a cancel waits for the namespace's processes to be gone.
-KILL_WAIT_S = 5.0
+# A slot's namespace unused this long is dropped (its next call makes it again: a few ms, but its init
+# joins the slot's cgroups, and on cgroup v1 each join holds up every fork on the host for an RCU grace
+# period, so namespaces are not churned).
+IDLE_S = 600.0
 MAX_MESSAGE, STDIO_FDS, MAX_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS, protocol.MAX_FDS
 STARTED = b"started"
 NOTHING_YET = b"(nothing yet)"
@@ -374,9 +374,10 @@ class CallNamespace:
         self.last_used = time.monotonic()
         return protocol.decode_report(raw)
 
-    def close(self, wait: bool) -> None:
-        """Kill A (and with it G and its namespace) and reap A; with `wait`, also wait for G's end:
-        every process of its namespace is gone by then."""
+    def close(self) -> int | None:
+        """Kill A (and with it G and its namespace) and reap A. Returns a pidfd of G, readable once G
+        has exited, and so every process of its namespace is gone (the caller closes it); None if
+        G's pid never came."""
         with contextlib.suppress(ProcessLookupError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         if self.init_pidfd is not None:
@@ -389,11 +390,16 @@ class CallNamespace:
             # A sent G's pid before it died, if it got that far.
             self.link.setblocking(False)
             self.receive()
-        if self.init_pidfd is not None:
-            if wait:
-                readable(self.init_pidfd, KILL_WAIT_S)
-            os.close(self.init_pidfd)
         self.link.close()
+        return self.init_pidfd
+
+
+@dataclass(frozen=True)
+class Dying:
+    """A killed namespace whose G has not exited yet, and what to tell the worker when it has."""
+
+    init_pidfd: int
+    answer: protocol.CallReport
 
 
 class Server:
@@ -409,11 +415,15 @@ class Server:
     def serve(self) -> None:
         while True:
             for key, _ in self.selector.select(self._wait_s()):
-                if key.data is None:
+                data: CallNamespace | Dying | None = key.data
+                if data is None:
                     if not self._from_worker():
                         return
-                else:
-                    self._from_init(key.data)
+                elif isinstance(data, Dying):
+                    self._gone(data)
+                elif self.namespaces.get(data.slot) is data:
+                    # (Not a namespace dropped by an earlier event of this same batch.)
+                    self._from_init(data)
             self._expire()
 
     def _wait_s(self) -> float:
@@ -430,9 +440,11 @@ class Server:
         request = protocol.decode_request(message)
         namespace = self.namespaces.get(request["slot"])
         if "cancel" in request:
+            answer: protocol.CallReport = {"id": request["id"], "cancelled": True}
             if namespace is not None and namespace.call_id == request["id"]:
-                self._drop(namespace, wait=True)
-            self._send({"id": request["id"], "cancelled": True})
+                self._drop(namespace, answer)
+            else:
+                self._send(answer)
             return True
         slot = request["slot"]
         stdio, join_fds = fds[:STDIO_FDS], fds[STDIO_FDS:]
@@ -477,16 +489,28 @@ class Server:
             if namespace.call_id is not None and now > namespace.deadline:
                 # G has not reported past the call's deadline (a machine this busy starves it): the
                 # namespace goes, the call with it, which had outrun its deadline.
-                call_id = namespace.call_id
-                self._drop(namespace, wait=True)
-                self._send({"id": call_id, "timed_out": True, "signal": signal.SIGKILL})
+                self._drop(namespace, {"id": namespace.call_id, "timed_out": True, "signal": signal.SIGKILL})
             elif namespace.call_id is None and now > namespace.last_used + IDLE_S:
                 self._drop(namespace)
 
-    def _drop(self, namespace: CallNamespace, wait: bool = False) -> None:
+    def _drop(self, namespace: CallNamespace, answer: protocol.CallReport | None = None) -> None:
+        """Kill the slot's namespace. `answer` goes to the worker once every process of it is gone,
+        watched without blocking the other slots (killed processes may wait for a CPU to die on)."""
         self.selector.unregister(namespace.link)
         del self.namespaces[namespace.slot]
-        namespace.close(wait)
+        init_pidfd = namespace.close()
+        if init_pidfd is None:
+            if answer is not None:
+                self._send(answer)
+        elif answer is None:
+            os.close(init_pidfd)
+        else:
+            self.selector.register(init_pidfd, selectors.EVENT_READ, Dying(init_pidfd, answer))
+
+    def _gone(self, dying: Dying) -> None:
+        self.selector.unregister(dying.init_pidfd)
+        os.close(dying.init_pidfd)
+        self._send(dying.answer)
 
     def _send(self, report: protocol.CallReport) -> None:
         self.control.send(protocol.encode(report))
