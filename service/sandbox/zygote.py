@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 SERVER_DIR = "/opt/sandpit"
 START_TIMEOUT_S = 120.0
 # How long past a call's own timeout the worker waits for the zygote's answer before giving up on it.
-ANSWER_GRACE_S = 5.0
+ANSWER_GRACE_S = 15.0
+# How long the call's output may still be draining once its answer is in (its writers are all dead).
+IO_GRACE_S = 5.0
 MAX_REPORT = 65536
 SO_SNDBUFFORCE = 32
 # How long a cancelled call's zygote may take to confirm it is gone before it is taken for stuck and
@@ -272,7 +274,7 @@ class Zygote:
                     await asyncio.shield(self._cancel(request))
                     raise
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(io, ANSWER_GRACE_S)
+                    await asyncio.wait_for(io, IO_GRACE_S)
         finally:
             self.pending.pop(request["id"], None)
         if "error" in answer:

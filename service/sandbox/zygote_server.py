@@ -63,7 +63,7 @@ SECCOMP_MODE_FILTER, SOCK_FILTER_SIZE = 2, 8
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
-INIT_GRACE_S = 2.0
+INIT_GRACE_S = 10.0
 # A slot's namespace unused this long is dropped (its next call makes it again: a few ms, but its init
 # joins the slot's cgroups, and on cgroup v1 each join holds up every fork on the host for an RCU grace
 # period, so namespaces are not churned).
