@@ -26,6 +26,11 @@ NUMPY_SYMPY = "import numpy as np, sympy as sp\nprint(int(np.arange(5).sum()), s
         ("python", NUMPY_SYMPY, "10 (x - 1)*(x + 1)\n"),
         ("bash", "echo $((6*7))", "42\n"),
         ("cpp", "#include <iostream>\nint main(){std::cout<<6*7<<std::endl;}", "42\n"),
+        # The runtimes that reserve much address space or start threads, as the image installs them.
+        ("java", "public class Main { public static void main(String[] a) { System.out.println(6 * 7); } }", "42\n"),
+        ("go", 'package main\nimport "fmt"\nfunc main() { fmt.Println(6 * 7) }', "42\n"),
+        ("rust", 'fn main() { println!("{}", 6 * 7); }', "42\n"),
+        ("nodejs", "console.log(6 * 7)", "42\n"),
     ],
 )
 def test_each_language_runs_in_the_worker_container(
