@@ -20,7 +20,8 @@ from pathlib import Path
 import orjson
 
 from service.config import Settings
-from service.models import ExecuteRequest, Job, Limits
+from service.gateway.limits import resolve_limits
+from service.models import ExecuteRequest, Job
 from service.sandbox.executor import Sandbox
 
 SLOTS = 100
@@ -29,9 +30,10 @@ UID = 64000
 SETTLE_S = 1.0
 
 
-def job(code: str, timeout_s: float) -> Job:
-    limits = Limits(timeout_s=timeout_s, memory_mb=512, output_bytes=65536, compile_timeout_s=10, compile_memory_mb=512)
-    request = ExecuteRequest(language="python", code=code, timeout_s=timeout_s)
+def job(code: str, timeout_s: float = 10.0, memory_mb: int | None = None) -> Job:
+    """A Python job handed straight to a `Sandbox`, with the limits the gateway would resolve for it."""
+    request = ExecuteRequest(language="python", code=code, timeout_s=timeout_s, memory_mb=memory_mb)
+    limits = resolve_limits(request, Settings())
     return Job(id=uuid.uuid4().hex, request=request, limits=limits, enqueued_at=time.time(), start_by=time.time() + 60)
 
 

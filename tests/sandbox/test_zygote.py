@@ -10,25 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
 from service import metrics
+from service.bench.slots import job
 from service.config import Settings
-from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
+from service.models import ExecutionResult, Status
 from service.sandbox.executor import Sandbox
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def job(code: str, timeout_s: float = 10.0) -> Job:
-    limits = Limits(timeout_s=timeout_s, memory_mb=256, output_bytes=65536, compile_timeout_s=10, compile_memory_mb=256)
-    request = ExecuteRequest(language="python", code=code, timeout_s=timeout_s)
-    return Job(id=uuid.uuid4().hex, request=request, limits=limits, enqueued_at=time.time(), start_by=time.time() + 60)
 
 
 def warm_launches() -> float:
