@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 
-.PHONY: up deps tool-libs venv lint format test test-fast bench bench-quick bench-languages bench-hold loadtest soak clean \
+.PHONY: up deps tool-libs venv lint format test test-fast bench bench-quick bench-languages bench-hold bench-profile loadtest soak clean \
 	images compose-up compose-down test-docker
 
 up: deps venv tool-libs
@@ -53,9 +53,14 @@ bench-quick: deps venv
 bench-languages: deps venv
 	$(BIN)/python -m service.bench.languages
 
-# 50,000 calls outstanding at one gateway, all answered; bounded by --drain seconds.
+# 50,000 calls outstanding at one gateway: connections reset and calls lost (both must be 0), gateway
+# RSS; bounded by --drain seconds.
 bench-hold: deps venv
 	$(BIN)/sandpit bench --scenario hold --drain 900
+
+# Where the CPU of a trivial call goes: py-spy on the gateway and the worker at 32 in flight, 20 s.
+bench-profile: deps venv
+	$(BIN)/python -m service.bench.profile --concurrency 32 --duration 20
 
 LOADTEST_STAMP := $(VENV)/.stamp-loadtest
 

@@ -11,6 +11,7 @@ sandpit top [--url URL] [--once]    live view of the queue, throughput, latency 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -24,6 +25,12 @@ from service.models import ExecutionResult, Language, Status
 SUFFIXES = {".py": Language.python, ".sh": Language.bash, ".cpp": Language.cpp, ".cc": Language.cpp}
 # Long-running services log in `log_format` (JSON by default); commands a person runs log text.
 SERVICE_COMMANDS = {"gateway", "worker"}
+# Asked of the kernel, which caps it at net.core.somaxconn: connections that arrive while the gateway is
+# busy wait in this queue; when it is full the kernel drops them, and one never accepted before its
+# handshake times out is reset.
+GATEWAY_BACKLOG = 65535
+
+log = logging.getLogger("service.cli")
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,8 +59,15 @@ def cmd_gateway(_: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.gateway.app import create_app
+    from service.stack import allow_open_files, listen_backlog
     from service.tools.registry import ToolPackError
 
+    open_files = allow_open_files()
+    log.info(
+        "gateway: up to %d open files (one per waiting connection), listen backlog %d",
+        open_files,
+        listen_backlog(GATEWAY_BACKLOG),
+    )
     try:
         app = create_app(settings)
     except ToolPackError as exc:
@@ -72,7 +86,7 @@ def cmd_gateway(_: argparse.Namespace, settings: Settings) -> int:
         # Longer than clients keep idle connections (httpx 5 s, aiohttp 15 s): a server that closes one
         # first races the client's next request on it, which then fails with a reset.
         timeout_keep_alive=75,
-        backlog=4096,
+        backlog=GATEWAY_BACKLOG,
     )
     return 0
 

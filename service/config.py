@@ -15,6 +15,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Shard numbers take the first hex digits of a job id (service/queue/keys.py).
+SHARD_DIGITS = 4
+MAX_SHARDS = 16**SHARD_DIGITS
+
 # Slots per core, and the memory budgeted per slot (a running call's own processes, its namespace's
 # init and the worker's bookkeeping; what the call allocates is bounded by its own memory limit).
 SLOTS_PER_CORE = 256
@@ -44,6 +48,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SANDPIT_REDIS_URL", "REDIS_URL"),
     )
     key_prefix: str = "sandpit"
+    # A Redis Cluster: `redis_url` names any one of its nodes. docs/architecture.md, "Shards".
+    redis_cluster: bool = False
+    # The queue is split into this many shards, each one hash slot (so one cluster primary).
+    queue_shards: int = Field(default=1, ge=1, le=MAX_SHARDS)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("SANDPIT_PORT", "PORT"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ from service.config import Settings
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+REDIS_BACKLOG = 4096
 STOP_GRACE_S = 15.0
 # Children stop in this order: the gateway answers its waiting callers while the workers still run,
 # and both finish while Redis still runs.
@@ -46,6 +48,28 @@ HEALTHY_AFTER_S = 30.0
 # A role that exits this many times within CRASH_WINDOW_S is crash-looping; restarting it is pointless.
 CRASH_LOOP_EXITS = 5
 CRASH_WINDOW_S = 60.0
+
+
+# How many connections the kernel may queue for a listener before it accepts them; the kernel caps
+# the request at net.core.somaxconn.
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+
+
+def allow_open_files() -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit and return it: every waiting call holds a socket,
+    and under the usual soft limit of 1024 the gateway would refuse (and reset) connections past ~1,000."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def listen_backlog(wanted: int) -> int:
+    """The accept queue a listener asking for `wanted` really gets on this host."""
+    try:
+        return min(wanted, int(SOMAXCONN.read_text()))
+    except (OSError, ValueError):
+        return wanted
 
 
 def free_port() -> int:
@@ -202,6 +226,9 @@ class LocalStack:
         self.stop_requested = True
 
     def _spawn_all(self) -> None:
+        # Inherited by every child: Redis, the gateway and the workers all hold one descriptor per client
+        # or call.
+        allow_open_files()
         if not self.redis_url_given:
             self._start_redis()
         env = {**os.environ, **settings_env(self.settings)}
@@ -223,6 +250,8 @@ class LocalStack:
             *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.redis_dir)),
             *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
             *("--protected-mode", "yes", "--loglevel", "warning"),
+            # Redis's default of 511 is less than a gateway and many workers may open at once.
+            *("--tcp-backlog", str(listen_backlog(REDIS_BACKLOG))),
         ]
         self._spawn("redis", argv, dict(os.environ))
         _wait_until(lambda: _port_open(port), 10, "redis-server")

@@ -30,6 +30,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=PID",
         help="with --url: a process of that server on this host whose CPU and memory to report (repeatable)",
     )
+    parser.add_argument(
+        "--redis-url",
+        help="with --url: that server's Redis (any node of a Redis Cluster), to report Redis commands and CPU per call",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes of the local stack")
     parser.add_argument(
         "--scenario",

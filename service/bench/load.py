@@ -50,6 +50,23 @@ class Outcome:
         return sum(self.errors.values()) + self.unfinished
 
 
+def _subclass_names(cls: type) -> set[str]:
+    names = {cls.__name__}
+    subclass: type
+    for subclass in cls.__subclasses__():
+        names |= _subclass_names(subclass)
+    return names
+
+
+# Error kinds (exception names) that mean the connection failed under a call: refused, reset or closed.
+# Timeouts are told apart: those are a slow server, not a lost connection.
+CONNECTION_FAILURES = frozenset(
+    name
+    for name in _subclass_names(aiohttp.ClientConnectionError) | {"ConnectionResetError", "OSError"}
+    if "Timeout" not in name
+)
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
         return math.nan

@@ -8,6 +8,9 @@ bubblewrap breaks that chain: the outer `bwrap` exits without reaping the namesp
 reparented to the nearest subreaper, and with it goes the CPU time of the sandboxed program. So the
 benchmark makes itself that subreaper (`OrphanReaper`), reaps the orphans and reports their time as
 the `sandboxes` component.
+
+A worker's warm zygotes (and the calls they fork) are its descendants too; they are reported apart,
+as `<worker>/zygotes`, so the worker's own loop and the sandboxes' work can be told apart.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 PROC = Path("/proc")
+# In the command line of a zygote's bubblewrap and of the zygote itself.
+ZYGOTE_MARK = "zygote_server"
 PR_SET_CHILD_SUBREAPER = 36
 REAP_EVERY_S = 0.1
 
@@ -60,15 +65,49 @@ def descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
 
 def own_cpu_s(pid: int) -> float:
     """User + system time of the process and of the children it has reaped."""
+    return sum(user_system_s(pid).values())
+
+
+def user_system_s(pid: int) -> dict[str, float]:
+    """User and system time of the process and of the children it has reaped."""
     fields = _stat_fields(pid)
     if fields is None:
-        return 0.0
+        return {"user": 0.0, "system": 0.0}
     # utime, stime, cutime, cstime are fields 14-17 of stat; fields[0] here is field 3 (state).
-    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return {"user": (utime + cutime) / CLOCK_TICKS, "system": (stime + cstime) / CLOCK_TICKS}
+
+
+def tree_user_system_s(pid: int, tree: dict[int, list[int]]) -> dict[str, float]:
+    total = {"user": 0.0, "system": 0.0}
+    for member in [pid, *descendants(pid, tree)]:
+        for kind, seconds in user_system_s(member).items():
+            total[kind] += seconds
+    return total
 
 
 def tree_cpu_s(pid: int, tree: dict[int, list[int]]) -> float:
     return own_cpu_s(pid) + sum(own_cpu_s(child) for child in descendants(pid, tree))
+
+
+def command_line(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def zygote_roots(pid: int, tree: dict[int, list[int]]) -> list[int]:
+    """The topmost descendants of `pid` that are zygotes (their bubblewrap, when it has one)."""
+    roots: list[int] = []
+    stack = list(tree.get(pid, []))
+    while stack:
+        child = stack.pop()
+        if ZYGOTE_MARK in command_line(child):
+            roots.append(child)
+        else:
+            stack.extend(tree.get(child, []))
+    return roots
 
 
 def rss_bytes(pid: int) -> int:
@@ -141,7 +180,12 @@ class Components:
 
     def cpu_s(self) -> dict[str, float]:
         tree = children_by_parent()
-        spent = {name: tree_cpu_s(pid, tree) for name, pid in self.pids.items()}
+        spent: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            zygotes = sum(tree_cpu_s(root, tree) for root in zygote_roots(pid, tree))
+            spent[name] = tree_cpu_s(pid, tree) - zygotes
+            if zygotes:
+                spent[f"{name}/zygotes"] = zygotes
         if self.reaper is not None:
             spent["sandboxes"] = self.reaper.cpu_s()
         return spent
@@ -152,3 +196,23 @@ class Components:
 
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {name: round(after[name] - before.get(name, 0.0), 3) for name in after}
+
+
+def component_of(name: str) -> str:
+    """`worker-2` -> `worker`, `worker-2/zygotes` -> `zygotes`: the role a process plays."""
+    if "/" in name:
+        return name.rsplit("/", 1)[1]
+    role, _, number = name.rpartition("-")
+    return role if role and number.isdigit() else name
+
+
+def cpu_ms_per_call(spent: dict[str, float], calls: int) -> dict[str, float] | None:
+    """Milliseconds of CPU per call of each role (gateway, redis, worker, zygotes, sandboxes) and in all."""
+    if not calls:
+        return None
+    by_role: dict[str, float] = defaultdict(float)
+    for name, seconds in spent.items():
+        by_role[component_of(name)] += seconds
+    per_call = {role: round(seconds * 1000 / calls, 3) for role, seconds in sorted(by_role.items())}
+    per_call["server_total"] = round(sum(by_role.values()) * 1000 / calls, 3)
+    return per_call

@@ -28,7 +28,8 @@ from service.bench.bare import compare, measure_bare
 from service.bench.hold import hold_calls
 from service.bench.load import Outcome, closed_loop, latency_summary, open_pool
 from service.bench.machine import describe_machine
-from service.bench.procstat import Components, OrphanReaper, cpu_spent
+from service.bench.procstat import Components, OrphanReaper, cpu_ms_per_call, cpu_spent
+from service.bench.redis_stats import RedisMeter, cost_per_call
 from service.bench.targets import check_targets
 from service.config import Settings
 from service.stack import LocalStack, free_port
@@ -53,6 +54,8 @@ class Scenario:
 class Target:
     url: str
     components: Components
+    # Where to read INFO from: a single Redis or any node of a Redis Cluster (None: no Redis figures).
+    redis_url: str | None = None
 
 
 def plan(args: argparse.Namespace, features: set[str]) -> list[Scenario]:
@@ -107,6 +110,7 @@ def cpu_accounting(components: Components, into: dict[str, Any]) -> Iterator[Non
     loadgen = round(own_cpu_s() - loadgen_before, 3)
     into["cpu_s"] = {**spent, "server_total": round(sum(spent.values()), 3), "loadgen": loadgen}
     into["rss_mib"] = components.rss_mib()
+    into["server_cpu_s"] = spent
 
 
 def scenario_record(scenario: Scenario, outcome: Outcome) -> dict[str, Any]:
@@ -118,6 +122,8 @@ def scenario_record(scenario: Scenario, outcome: Outcome) -> dict[str, Any]:
         "concurrency": scenario.concurrency,
         "duration_s": round(outcome.elapsed_s, 2),
         "calls": calls,
+        # Programs run: a batch or a judge request runs several.
+        "executions": calls * scenario.workload.items,
         "calls_per_s": round(per_s, 1),
         "items_per_s": round(per_s * scenario.workload.items, 1),
         "latency_ms": latency_summary(outcome.latencies_ms),
@@ -139,10 +145,17 @@ async def server_features(url: str) -> set[str]:
     return {name for name, path in (("judge", workloads.JUDGE), ("batch", workloads.BATCH)) if path in paths}
 
 
-async def with_cpu(components: Components, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+async def with_cpu(target: Target, redis: RedisMeter | None, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """Run one scenario and add what it cost: CPU of each process, and per call by role and in Redis."""
+    redis_before = await redis.snapshot() if redis is not None else None
     accounting: dict[str, Any] = {}
-    with cpu_accounting(components, accounting):
+    with cpu_accounting(target.components, accounting):
         record = await work
+    executions = record.get("executions", record["calls"])
+    accounting["cpu_ms_per_call"] = cpu_ms_per_call(accounting.pop("server_cpu_s"), executions)
+    if redis is not None and redis_before is not None:
+        cost = cost_per_call(redis_before, await redis.snapshot(), executions)
+        accounting["redis"] = {"primaries": len(redis.urls), **cost}
     return {**record, **accounting}
 
 
@@ -155,11 +168,14 @@ async def run_scenario(url: str, scenario: Scenario, drain_s: float) -> dict[str
 async def measure(args: argparse.Namespace, target: Target) -> list[dict[str, Any]]:
     reaper = target.components.reaper
     reaping = asyncio.create_task(reaper.reap_forever()) if reaper is not None else None
+    redis = await RedisMeter.discover(target.redis_url) if target.redis_url else None
     try:
-        return await measure_scenarios(args, target)
+        return await measure_scenarios(args, target, redis)
     finally:
         if reaping is not None:
             reaping.cancel()
+        if redis is not None:
+            await redis.close()
 
 
 async def measure_bare_paused(components: Components, code: str, runs: int) -> dict[str, float | None]:
@@ -169,21 +185,21 @@ async def measure_bare_paused(components: Components, code: str, runs: int) -> d
         return await measure_bare(code, runs)
 
 
-async def measure_scenarios(args: argparse.Namespace, target: Target) -> list[dict[str, Any]]:
+async def measure_scenarios(args: argparse.Namespace, target: Target, redis: RedisMeter | None) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     features = await server_features(target.url)
     bare_runs = args.bare_runs or (5 if args.quick else 30)
     for scenario in plan(args, features):
         code = workloads.BARE_COMPARABLE.get(scenario.workload.name) if scenario.concurrency == 1 else None
         bare = await measure_bare_paused(target.components, code, bare_runs) if code is not None else None
-        record = await with_cpu(target.components, run_scenario(target.url, scenario, args.drain))
+        record = await with_cpu(target, redis, run_scenario(target.url, scenario, args.drain))
         if bare is not None:
             record["bare"] = compare(record["latency_ms"]["p50"], bare)
         emit(record)
         records.append(record)
     if "hold" in (args.scenario or ()):
         hold = hold_calls(target.url, args.hold_calls, "batch" in features, target.components, args.drain)
-        record = await with_cpu(target.components, hold)
+        record = await with_cpu(target, redis, hold)
         emit(record)
         records.append(record)
     return records
@@ -215,7 +231,7 @@ def local_stack(args: argparse.Namespace, settings: Settings) -> Iterator[Target
         pids = {"gateway": stack.processes("gateway")[0].pid, "redis": stack.processes("redis")[0].pid}
         for number, worker in enumerate(stack.processes("worker"), start=1):
             pids[f"worker-{number}"] = worker.pid
-        yield Target(stack.url, Components(pids, OrphanReaper(set(pids.values()))))
+        yield Target(stack.url, Components(pids, OrphanReaper(set(pids.values()))), stack.settings.redis_url)
     finally:
         stack.stop()
 
@@ -244,8 +260,18 @@ def save(args: argparse.Namespace, machine: Record, records: list[Record], summa
     return path
 
 
+def newest_saved_run() -> Record | None:
+    """The newest `bench-*.json` already in the results directory, to compare this run with."""
+    saved = sorted(RESULTS_DIR.glob("bench-*.json"))
+    if not saved:
+        return None
+    document: Record = orjson.loads(saved[-1].read_bytes())
+    document.setdefault("machine", {})["file"] = saved[-1].name
+    return document
+
+
 def options_of(args: argparse.Namespace) -> dict[str, Any]:
-    keep = ("url", "workers", "scenario", "duration", "drain", "sweep", "hold_calls", "bare_runs", "quick")
+    keep = ("url", "redis_url", "workers", "scenario", "duration", "drain", "sweep", "hold_calls", "bare_runs", "quick")
     return {key: getattr(args, key) for key in keep}
 
 
@@ -254,11 +280,11 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     raise_open_files(2 * needed)
     machine = describe_machine()
     if args.url:
-        records = asyncio.run(measure(args, Target(args.url, Components(dict(args.pid)))))
+        records = asyncio.run(measure(args, Target(args.url, Components(dict(args.pid)), args.redis_url)))
     else:
         with local_stack(args, settings) as target:
             records = asyncio.run(measure(args, target))
-    summary = check_targets(records)
+    summary = check_targets(records, newest_saved_run())
     emit(summary)
     if not args.no_save:
         print(f"saved {save(args, machine, records, summary)}", file=sys.stderr)

@@ -1,4 +1,8 @@
-"""The numbers of the design brief, and whether a run met them: the last JSON line of a benchmark."""
+"""The numbers of the design brief, and whether a run met them: the last JSON line of a benchmark.
+
+Service CPU per trivial call is also set beside the same figure of the newest earlier run saved in
+`benchmarks/results/` (older files have no per-call figure; it is computed from their CPU seconds).
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,50 @@ def _verdict(measured: float | None, target: float, at_most: bool) -> dict[str, 
     return {"measured": measured, "target": target, "met": met}
 
 
-def check_targets(records: list[dict[str, Any]]) -> dict[str, Any]:
+def server_cpu_ms_per_call(record: dict[str, Any]) -> float | None:
+    per_call = record.get("cpu_ms_per_call")
+    if per_call:
+        return float(per_call["server_total"])
+    cpu = record.get("cpu_s") or {}
+    calls = record.get("executions", record.get("calls"))
+    if "server_total" not in cpu or not calls:
+        return None
+    return round(float(cpu["server_total"]) * 1000 / int(calls), 3)
+
+
+def loaded_trivial(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The trivial-call scenario with the most in flight (not the sweep): the CPU-per-call figure."""
+    loaded = [record for record in _find(records, "trivial_python") if record["concurrency"] > 1]
+    return max(loaded, key=lambda record: record["concurrency"]) if loaded else None
+
+
+def compare_cpu(records: list[dict[str, Any]], previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    now = loaded_trivial(records)
+    if now is None:
+        return None
+    comparison: dict[str, Any] = {
+        "measured": server_cpu_ms_per_call(now),
+        "by_role": now.get("cpu_ms_per_call"),
+        "at_concurrency": now["concurrency"],
+    }
+    before = loaded_trivial(previous["scenarios"]) if previous else None
+    if previous is not None and before is not None:
+        comparison["previous"] = {
+            "measured": server_cpu_ms_per_call(before),
+            "at_concurrency": before["concurrency"],
+            "file": previous.get("machine", {}).get("file"),
+            "commit": previous.get("machine", {}).get("commit"),
+            "date": previous.get("machine", {}).get("date"),
+        }
+    return comparison
+
+
+def check_targets(records: list[dict[str, Any]], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`previous`: an earlier saved run (its whole document), to set CPU per call beside."""
     summary: dict[str, Any] = {"scenario": "targets"}
     unloaded = _find(records, "trivial_python", 1)
     if unloaded:
-        summary["trivial_p50_ms"] = _verdict(unloaded[0]["latency_ms"]["p50"], 10.0, at_most=True)
+        summary["trivial_p50_ms"] = _verdict(unloaded[0]["latency_ms"]["p50"], 5.0, at_most=True)
         bare = unloaded[0].get("bare") or {}
         summary["sandbox_overhead_ms"] = _verdict(bare.get("overhead_ms"), 3.0, at_most=True)
     trivial_loaded = [r for r in _find(records, "trivial_python") + _find(records, "sweep") if not r["errors"]]
@@ -32,13 +75,24 @@ def check_targets(records: list[dict[str, Any]]) -> dict[str, Any]:
             **_verdict(best["calls_per_s"], 400.0, at_most=False),
             "at_concurrency": best["concurrency"],
         }
+    cpu = compare_cpu(records, previous)
+    if cpu is not None:
+        summary["server_cpu_ms_per_trivial_call"] = {**_verdict(cpu.pop("measured"), 4.0, at_most=True), **cpu}
+    loaded = loaded_trivial(records)
+    if loaded is not None and loaded.get("redis"):
+        redis = loaded["redis"]
+        summary["redis_commands_per_call"] = _verdict(redis["commands_per_call"], 8, at_most=True)
+        summary["redis_cpu_us_per_call"] = _verdict(redis["cpu_us_per_call"], 100, at_most=True)
     numpy = _find(records, "numpy_sympy", 1)
     if numpy:
-        summary["numpy_sympy_p50_ms"] = _verdict(numpy[0]["latency_ms"]["p50"], 20.0, at_most=True)
+        summary["numpy_sympy_p50_ms"] = _verdict(numpy[0]["latency_ms"]["p50"], 15.0, at_most=True)
     for hold in _find(records, "hold"):
         summary["hold_outstanding"] = {
             **_verdict(hold["peak_outstanding"], hold["calls"], at_most=False),
             "unfinished": hold["unfinished"],
             "errors": hold["errors"],
         }
+        summary["hold_connections_reset"] = _verdict(hold.get("connections_reset"), 0, at_most=True)
+        summary["hold_lost"] = _verdict(hold.get("lost"), 0, at_most=True)
+        summary["hold_gateway_peak_rss_mib"] = hold["gateway_rss_mib"]["peak"]
     return summary

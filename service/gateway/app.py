@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -52,8 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = connect(settings.redis_url)
-        queue = RedisQueue(redis, settings.key_prefix)
+        redis = connect(settings)
+        queue = RedisQueue.for_settings(redis, settings)
         gateway_id = uuid.uuid4().hex[:12]
         listener = ResultListener(queue, gateway_id)
         state = GatewayState(
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
             tenants=tenants,
             admission=Admission(queue),
             tools=tool_registry,
+            shard_turns=itertools.cycle(range(settings.queue_shards)),
         )
         await state.listener.start()
         app.state.gateway = state

@@ -1,9 +1,11 @@
 """Submitting jobs and waiting for their results: what every endpoint that runs code shares.
 
-A job is built from a validated request (`new_job`), enqueued with its `queued` record in one round
-trip, and awaited through the shared result listener while the client's connection is watched: a client
-that goes away has its job cancelled (`cancel.py`). A caller that did not submit a job (a long-poll, a
-repeated idempotency key) registers as a watcher so the publish script notifies this gateway too.
+A job is built from a validated request (`new_job`), given the next shard in turn, enqueued in one
+round trip, and awaited through the shared result listener while the client's connection is watched: a
+client that goes away has its job cancelled (`cancel.py`). Only tracked jobs (`/v1/jobs`, and calls with an
+`Idempotency-Key`) get a record in Redis; this gateway holds every other one itself. A caller that did not
+submit a job (a long-poll, a repeated idempotency key) registers as a watcher so the worker that
+publishes the result notifies this gateway too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -24,10 +25,11 @@ from service.gateway.auth import TooManyRequests, current_tenant
 from service.gateway.cancel import ClientGone, abandon, unless_client_leaves
 from service.gateway.limits import check_judge, judge_run_s, resolve_limits, run_budget_s
 from service.gateway.state import GatewayState
-from service.gateway.telemetry import note_job, note_outcome
+from service.gateway.telemetry import note_job, note_outcome, rename_job
 from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Status
 from service.queue.errors import REDIS_DOWN
 from service.queue.jobs import JobSnapshot
+from service.queue.keys import as_tracked, new_job_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,7 +69,7 @@ def new_job(
         check_judge(judge, limits, state.settings)
     now = time.time()
     job = Job(
-        id=uuid.uuid4().hex,
+        id=new_job_id(next(state.shard_turns), tracked=reply_to is None),
         request=request,
         limits=limits,
         judge=judge,
@@ -89,22 +91,27 @@ def wait_budget_s(state: GatewayState, job: Job) -> float:
 
 
 async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
-    """Admit the jobs against the queue's depth and the caller's quota, then enqueue them; else 429."""
+    """Admit the jobs against their shards' depth and the caller's quota, then enqueue them; else 429."""
     tenant = current_tenant.get(state.tenants.default)
+    counted = tenant.max_in_flight > 0
     for job in jobs:
-        job.tenant = tenant.name
+        # Only a counted job names its tenant: the worker that acknowledges it gives the count back.
+        job.tenant = tenant.name if counted else None
     settings = state.settings
+    shards = [state.queue.keys.shard_of(job.id).index for job in jobs]
     refusal = await call_redis(
-        state.admission.admit(tenant.name, len(jobs), settings.max_queue_depth, tenant.max_in_flight)
+        state.admission.admit(tenant.name, shards, settings.max_queue_depth, tenant.max_in_flight)
     )
     if refusal is not None:
         raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S, tenant.name)
     try:
-        await call_redis(state.queue.enqueue_many(jobs, settings.result_ttl_s))
+        enqueued = await call_redis(state.queue.enqueue_many(jobs, settings.result_ttl_s))
     except BaseException:
-        with contextlib.suppress(*REDIS_DOWN):
-            await state.admission.release(tenant.name, len(jobs))
+        if counted:
+            with contextlib.suppress(*REDIS_DOWN):
+                await state.admission.release(tenant.name, len(jobs))
         raise
+    state.listener.remember(enqueued)
     for job in jobs:
         metrics.JOBS_ENQUEUED.labels(job.request.language).inc()
 
@@ -134,6 +141,8 @@ async def run_and_wait(state: GatewayState, job: Job, http: Request, idempotency
     If the client disconnects first, the job is cancelled and `ClientGone` raised.
     """
     budget_s = wait_budget_s(state, job)
+    if idempotency_key is not None:
+        track(job)
     while (earlier := await claim_idempotency_key(state, idempotency_key, job)) is not None:
         raw = await wait_for_job(state, earlier, budget_s)
         if raw is None:
@@ -153,6 +162,13 @@ async def run_and_wait(state: GatewayState, job: Job, http: Request, idempotency
         raise
     finally:
         state.listener.discard(job.id)
+
+
+def track(job: Job) -> None:
+    """Mark a job tracked (it gets a record), as a job another caller may follow through its key."""
+    tracked = as_tracked(job.id)
+    rename_job(job.id, tracked)
+    job.id = tracked
 
 
 async def key_freed_by_abandon(state: GatewayState, key: str | None, job_id: str, raw: bytes) -> bool:

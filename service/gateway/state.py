@@ -1,7 +1,9 @@
-"""What the gateway holds for its lifetime: settings, the queue and the shared result listener."""
+"""What the gateway holds for its lifetime: settings, the queue, the shared result listener, shard turns."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -25,8 +27,11 @@ class GatewayState:
     tenants: Tenants
     admission: Admission
     tools: dict[str, Tool] = field(default_factory=dict)
+    # The shard each new job goes to: every shard in turn, so this gateway's calls spread evenly.
+    shard_turns: Iterator[int] = field(default_factory=lambda: itertools.cycle([0]))
 
 
-def gateway_state(request: Request) -> GatewayState:
+async def gateway_state(request: Request) -> GatewayState:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request.
     state: GatewayState = request.app.state.gateway
     return state

@@ -64,6 +64,13 @@ def note_job(job: Job) -> None:
         labels.job_ids.append(job.id)
 
 
+def rename_job(old_id: str, new_id: str) -> None:
+    """A job noted by `note_job` got a new id before it was enqueued."""
+    labels = call_labels.get()
+    if labels is not None and old_id in labels.job_ids:
+        labels.job_ids[labels.job_ids.index(old_id)] = new_id
+
+
 def note_outcome(job: Job, raw: bytes) -> None:
     """Count a result where it arrives, so the gateway's /metrics alone shows what calls end as."""
     # The status is the result's second field, after the 32-character id: no need to parse the rest.

@@ -1,29 +1,25 @@
-"""Admission control: refuse new jobs when the queue is full or their tenant is over its quota.
+"""Admission control: refuse new jobs when their shard is full or their tenant is over its quota.
 
-One Lua script checks the stream's length (queued plus running jobs) against the deployment's maximum
-and the tenant's unacknowledged jobs against its quota, and counts the new jobs in if both allow it.
-The count drops when a worker acknowledges a job (the publish script), so a quota holds across all
-gateways and survives worker deaths (a reclaimed job is still in flight). If Redis loses jobs (a
-crash without persistence), their counts stay; `redis-cli DEL <prefix>:in-flight` resets them all.
+A tenant with a quota has a counter (a field of one hash, so it holds across shards and gateways):
+HINCRBY returns the new count, which is undone only when it is over the quota. The count drops when a
+worker acknowledges the job, so it survives worker deaths (a reclaimed job is still in flight). Tenants
+without a quota are not counted at all. If Redis loses jobs (a crash without persistence), their counts
+stay; `redis-cli DEL <prefix>:in-flight` resets them all.
+
+The deployment's maximum depth is split evenly over the shards. While the depth this gateway last read
+for a shard (plus the jobs it enqueued there since) is under a second old and below half the shard's
+share, admission trusts it; otherwise it reads the depth (XLEN) first. So a call costs no admission
+command until the queue is half full. Near the limit several gateways may each admit a few jobs past
+it: backpressure, not an exact bound.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from enum import StrEnum
 
 from service.queue.redis_queue import RedisQueue
-
-# KEYS: jobs stream, in-flight hash. ARGV: tenant, number of jobs, max stream length, tenant quota
-# (0 = no limit).
-ADMIT = """
-local depth = redis.call('XLEN', KEYS[1])
-local n = tonumber(ARGV[2])
-if tonumber(ARGV[3]) > 0 and depth + n > tonumber(ARGV[3]) then return 'queue_full' end
-local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[4]) > 0 and held + n > tonumber(ARGV[4]) then return 'tenant_quota' end
-redis.call('HINCRBY', KEYS[2], ARGV[1], n)
-return 'ok'
-"""
 
 
 class Refusal(StrEnum):
@@ -34,15 +30,31 @@ class Refusal(StrEnum):
 class Admission:
     def __init__(self, queue: RedisQueue) -> None:
         self.queue = queue
-        self._admit = queue.redis.register_script(ADMIT)
 
-    async def admit(self, tenant: str, jobs: int, max_depth: int, quota: int) -> Refusal | None:
-        """Count `jobs` new jobs of `tenant` in, or say why not."""
-        keys = self.queue.keys
-        verdict = await self._admit(keys=[keys.jobs, keys.in_flight], args=[tenant, jobs, max_depth, quota])
-        text = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
-        return None if text == "ok" else Refusal(text)
+    async def admit(self, tenant: str, shards: list[int], max_depth: int, quota: int) -> Refusal | None:
+        """Count new jobs of `tenant`, one per entry of `shards` (each job's shard), in against its quota
+        if it has one; or say why not."""
+        for shard, jobs in sorted(Counter(shards).items()):
+            if await self._shard_full(shard, jobs, max_depth):
+                return Refusal.queue_full
+        if quota <= 0:
+            return None
+        jobs = len(shards)
+        held = int(await self.queue.redis.hincrby(self.queue.keys.in_flight, tenant, jobs))
+        if held > quota:
+            await self.release(tenant, jobs)
+            return Refusal.tenant_quota
+        return None
 
     async def release(self, tenant: str, jobs: int) -> None:
-        """Undo `admit` for jobs that never reached the stream."""
+        """Undo a counted `admit` for jobs that never reached the stream."""
         await self.queue.redis.hincrby(self.queue.keys.in_flight, tenant, -jobs)
+
+    async def _shard_full(self, shard: int, jobs: int, max_depth: int) -> bool:
+        if max_depth <= 0:
+            return False
+        share = math.ceil(max_depth / len(self.queue.shards))
+        depth = self.queue.depth_seen(shard)
+        if depth is None or depth + jobs > share / 2:
+            depth = await self.queue.shard_depth(shard)
+        return depth + jobs > share

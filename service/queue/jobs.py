@@ -1,11 +1,13 @@
 """Job state beyond the stream: records (queued/running), cancels, long-poll watchers, idempotency keys.
 
-A job's record is written `queued` when it is enqueued, `running` by the worker that starts it, and
-deleted by the publish script together with its watchers once the result exists; the result key is
-then the truth. A cancel is a flag (read by a worker before it starts the job) plus a message on the
-cancel channel (heard by the worker running it). An idempotency key names the first job it was used
-for until it expires or that job's caller goes away (`release_idempotency_key`). Every key is named in
-`keys.py`.
+Only tracked jobs (`/v1/jobs` and calls with an `Idempotency-Key`, marked in their id) have a record:
+written `queued` when enqueued, `running` by the worker that starts it (a job submitted through
+`/v1/jobs`), and deleted with its watchers when the result is published; the result key is then the
+truth. A synchronous call's gateway holds its job, so nothing else is written for it. A cancel is a flag
+(read before a tracked job starts) plus a message on its shard's cancel channel (heard by every worker:
+the one running the job stops it, the others remember it in case they claim it later). An idempotency
+key names the first job it was used for until it expires or that job's caller goes away
+(`release_idempotency_key`). Every key is named in `keys.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from service.models import ExecutionResult, Job, JobInfo, JobRecord, JobState
+from service.queue.keys import is_tracked
 from service.queue.redis_queue import RedisQueue
 
 # KEYS: cancel flag, job record. ARGV: running record JSON, TTL seconds.
@@ -55,6 +58,7 @@ class JobSnapshot:
 
 class JobStore:
     def __init__(self, queue: RedisQueue) -> None:
+        self.queue = queue
         self.redis = queue.redis
         self.keys = queue.keys
         self._begin = self.redis.register_script(BEGIN_JOB)
@@ -81,11 +85,13 @@ class JobStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.set(self.keys.cancel(job_id), b"1", ex=ttl_s)
-                pipe.publish(self.keys.cancel_channel, job_id)
+                self.queue.add_publish(pipe, self.keys.shard_of(job_id).cancel_channel, job_id)
             await pipe.execute()
 
     async def begin(self, job: Job, worker_id: str, ttl_s: int) -> bool:
-        """Mark the job running on this worker; False if it was cancelled and must not start."""
+        """Mark a tracked job running on this worker; False if it was cancelled and must not start."""
+        if not is_tracked(job.id):
+            return True
         record = JobRecord(state=JobState.running, reply_to=job.reply_to, worker=worker_id)
         keys = [self.keys.cancel(job.id), self.keys.job(job.id)]
         started = await self._begin(keys=keys, args=[record.model_dump_json(exclude_none=True), ttl_s])
@@ -94,7 +100,10 @@ class JobStore:
     async def cancelled_among(self, job_ids: list[str]) -> set[str]:
         if not job_ids:
             return set()
-        flags = await self.redis.mget([self.keys.cancel(job_id) for job_id in job_ids])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.get(self.keys.cancel(job_id))
+            flags = await pipe.execute()
         return {job_id for job_id, flag in zip(job_ids, flags, strict=True) if flag}
 
     async def claim_idempotency_key(self, key: str, job_id: str, ttl_s: int) -> str | None:

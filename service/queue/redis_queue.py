@@ -1,58 +1,72 @@
 """The job queue on Redis Streams: enqueue, claim, keep alive, reclaim, publish the one final result.
 
-Jobs are stream entries read through one consumer group, so an entry a worker has read stays in the
-group's pending list until that worker publishes its result. Running jobs are touched on every
+Jobs are stream entries read through one consumer group per shard, so an entry a worker has read stays
+in the group's pending list until that worker publishes its result. Running jobs are touched on every
 heartbeat; an entry nobody touched for `reclaim_idle_s` belongs to a dead worker and is claimed by a
-live one. The result is written with SET NX by a Lua script that also publishes it to the waiting
-gateway and acknowledges the entry, so a job redelivered after a false alarm still has exactly one
-final result.
+live one. A result is final when its SET NX wins: a Lua script stores it, acknowledges and deletes the
+entry and, only if it won, publishes it to the waiting gateway, so a job redelivered after a false alarm
+still has exactly one final result. The script touches only what the job has (a synchronous call has no
+record, watchers or retry count), and results finished together share one round trip: round trips,
+not commands, are most of what Redis spends per call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
-from redis.exceptions import ResponseError
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 
+from service.config import Settings
 from service.models import ExecutionResult, Job, JobRecord, JobState, Runtimes
-from service.queue.keys import Keys
+from service.queue.keys import Keys, ShardKeys, is_tracked
 
 log = logging.getLogger(__name__)
 
 JOB_FIELD = b"job"
 # How long a job record outlives its enqueueing when no result ever replaces it.
 RECORD_TTL_S = 3600
+# Admission trusts a shard depth this gateway read this recently (and far enough below the limit).
+DEPTH_FRESH_S = 1.0
 
-# KEYS: result key, jobs stream, attempts hash, job record, watchers set, in-flight hash.
+Client = aioredis.Redis | RedisCluster
+
+# KEYS: result, jobs stream, attempts hash, job record, watchers set (all in the job's shard).
 # ARGV: result JSON, TTL seconds, group, stream entry id ('' if none), reply channel ('' if none), job id,
-#       reply channel prefix (a watcher's channel is the prefix and its gateway id), tenant ('' if none).
-# A tenant's in-flight count drops when its stream entry is acknowledged, whichever path publishes.
+#       reply channel prefix (a watcher's channel is the prefix and its gateway id), tracked ('1': the
+#       job may have a record and watchers), reclaimed ('1': drop its retry count), PUBLISH or SPUBLISH.
+# Returns {1 if this result is the first (the final one), 1 if this acknowledged the entry}. Only what
+# the job has is touched: a synchronous call's costs SET, XACK, XDEL and one PUBLISH.
 PUBLISH_RESULT = """
 local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
-if first and ARGV[5] ~= '' then
-  redis.call('PUBLISH', ARGV[5], ARGV[1])
+local acked = 0
+if ARGV[4] ~= '' then
+  acked = redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('XDEL', KEYS[2], ARGV[4])
 end
-if first then
-  for _, gateway in ipairs(redis.call('SMEMBERS', KEYS[5])) do
-    redis.call('PUBLISH', ARGV[7] .. gateway, ARGV[1])
+if ARGV[9] == '1' then redis.call('HDEL', KEYS[3], ARGV[6]) end
+if first and ARGV[5] ~= '' then redis.call(ARGV[10], ARGV[5], ARGV[1]) end
+if ARGV[8] == '1' then
+  if first then
+    for _, gateway in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+      redis.call(ARGV[10], ARGV[7] .. gateway, ARGV[1])
+    end
   end
   redis.call('DEL', KEYS[4], KEYS[5])
 end
-if ARGV[4] ~= '' then
-  local acked = redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('XDEL', KEYS[2], ARGV[4])
-  if acked == 1 and ARGV[8] ~= '' and redis.call('HINCRBY', KEYS[6], ARGV[8], -1) < 0 then
-    redis.call('HSET', KEYS[6], ARGV[8], 0)
-  end
-end
-redis.call('HDEL', KEYS[3], ARGV[6])
-if first then return 1 end
-return 0
+if first then return {1, acked} end
+return {0, acked}
 """
 
 
@@ -60,6 +74,9 @@ return 0
 class Claimed:
     entry_id: bytes
     job: Job
+    shard: int = 0
+    # Redelivered after its worker went silent: its retry count is dropped when it is published.
+    reclaimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,15 +86,45 @@ class Reclaimed:
     exhausted: list[Claimed]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A final result and what publishing it involves: who waits, which entry it acknowledges."""
+
+    result: ExecutionResult
+    reply_to: str | None
+    entry_id: bytes | None = None
+    # Set when the job counts against its tenant's quota until its entry is acknowledged.
+    tenant: str | None = None
+    reclaimed: bool = False
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A job on its shard's stream, as the gateway that waits for it remembers it."""
+
+    job: Job
+    shard: int
+    entry_id: bytes
+
+
 # Connections one process opens to Redis at most; beyond that a command waits for a free one
 # (up to POOL_WAIT_S) instead of failing, so a burst of requests queues here, not in errors.
-POOL_SIZE = 64
-POOL_WAIT_S = 10.0
+# 64 ran dry for over 10 s in a gateway taking 1,000 new calls/s on a busy host and in a 512-slot worker
+# (the 503s of benchmarks/results/hold-20261129-225043.json); Redis serves 10,000 clients by default.
+POOL_SIZE = 256
+POOL_WAIT_S = 30.0
+# The cluster client has no waiting pool (past its limit a command fails), so it may open more, per node.
+CLUSTER_POOL_SIZE = 1024
 
 
-def connect(redis_url: str) -> aioredis.Redis:
+def connect(target: Settings | str) -> Client:
+    """The client gateway, worker, bench and tests use: a single Redis from a URL, or what `Settings`
+    names (a Redis Cluster when `redis_cluster` is set; its URL names any one node)."""
+    url = target if isinstance(target, str) else target.redis_url
+    if not isinstance(target, str) and target.redis_cluster:
+        return RedisCluster.from_url(url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True)
     pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url,
+        url,
         max_connections=POOL_SIZE,
         timeout=POOL_WAIT_S,
         health_check_interval=30,
@@ -87,74 +134,136 @@ def connect(redis_url: str) -> aioredis.Redis:
 
 
 class RedisQueue:
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, redis: Client, prefix: str, shards: int = 1) -> None:
         self.redis = redis
-        self.keys = Keys(prefix)
-        self._publish = redis.register_script(PUBLISH_RESULT)
+        self.cluster = isinstance(redis, RedisCluster)
+        self.keys = Keys(prefix, shards, tagged=self.cluster or shards > 1)
+        self.shards = self.keys.all_shards
+        # A cluster routes sharded pub/sub to the primary of the channel's slot (its shard's primary);
+        # plain PUBLISH would be broadcast to every node. One Redis keeps PUBLISH (any version has it).
+        self.publish_command = "SPUBLISH" if self.cluster else "PUBLISH"
+        self._publish_sha = hashlib.sha1(PUBLISH_RESULT.encode()).hexdigest()
+        # shard -> (when, depth) of the last depth this process read, for admission.
+        self._depth_seen: dict[int, tuple[float, int]] = {}
+
+    @classmethod
+    def for_settings(cls, redis: Client, settings: Settings) -> RedisQueue:
+        return cls(redis, settings.key_prefix, settings.queue_shards)
 
     async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.keys.jobs, self.keys.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for shard in self.shards:
+            try:
+                await self.redis.xgroup_create(shard.jobs, self.keys.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
-    async def enqueue(self, job: Job, record_ttl_s: int = RECORD_TTL_S) -> None:
-        await self.enqueue_many([job], record_ttl_s)
+    async def enqueue(self, job: Job, record_ttl_s: int = RECORD_TTL_S) -> Enqueued:
+        [enqueued] = await self.enqueue_many([job], record_ttl_s)
+        return enqueued
 
-    async def enqueue_many(self, jobs: list[Job], record_ttl_s: int = RECORD_TTL_S) -> None:
-        """Add the jobs and their `queued` records in one round trip."""
+    async def enqueue_many(self, jobs: list[Job], record_ttl_s: int = RECORD_TTL_S) -> list[Enqueued]:
+        """Add the jobs (and the `queued` records of tracked ones) in one round trip."""
+        shards = [self.keys.shard_of(job.id) for job in jobs]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                record = JobRecord(state=JobState.queued, reply_to=job.reply_to)
-                pipe.set(self.keys.job(job.id), record.model_dump_json(exclude_none=True), ex=record_ttl_s)
-                pipe.xadd(self.keys.jobs, {JOB_FIELD: job.model_dump_json(exclude_defaults=True)})
-            await pipe.execute()
+            for job, shard in zip(jobs, shards, strict=True):
+                if is_tracked(job.id):
+                    record = JobRecord(state=JobState.queued, reply_to=job.reply_to)
+                    pipe.set(shard.job(job.id), record.model_dump_json(exclude_none=True), ex=record_ttl_s)
+                pipe.xadd(shard.jobs, {JOB_FIELD: job.model_dump_json(exclude_defaults=True)})
+            replies = await pipe.execute()
+        for shard in shards:
+            self._count_in(shard.index)
+        entry_ids = iter(reply for reply in replies if not isinstance(reply, bool))
+        return [Enqueued(job, shard.index, next(entry_ids)) for job, shard in zip(jobs, shards, strict=True)]
+
+    def _count_in(self, shard: int) -> None:
+        seen = self._depth_seen.get(shard)
+        if seen is not None:
+            self._depth_seen[shard] = (seen[0], seen[1] + 1)
+
+    def depth_seen(self, shard: int) -> int | None:
+        """The shard's depth as last read by this process (if recently), plus what it enqueued since."""
+        seen = self._depth_seen.get(shard)
+        if seen is None or time.monotonic() - seen[0] > DEPTH_FRESH_S:
+            return None
+        return seen[1]
+
+    async def shard_depth(self, shard: int) -> int:
+        depth = int(await self.redis.xlen(self.shards[shard].jobs))
+        self._depth_seen[shard] = (time.monotonic(), depth)
+        return depth
 
     async def depth(self) -> int:
-        return int(await self.redis.xlen(self.keys.jobs))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in self.shards:
+                pipe.xlen(shard.jobs)
+            return sum(int(depth) for depth in await pipe.execute())
 
-    async def claim_jobs(self, consumer: str, count: int, block_ms: int) -> list[Claimed]:
+    async def claim_jobs(self, consumer: str, count: int, block_ms: int, shard: int = 0) -> list[Claimed]:
+        keys = self.shards[shard]
         # RESP2 reply: [[stream, [(entry_id, {field: value}), ...]]] or None when the block timed out.
-        reply = cast(
-            Any,
-            await self.redis.xreadgroup(self.keys.group, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms),
-        )
+        reply = cast(Any, await self._read_group(keys.jobs, consumer, count, block_ms))
         if not reply:
             return []
         _stream, entries = reply[0]
-        return await self._parse_entries(entries)
+        return await self._parse_entries(keys, entries, reclaimed=False)
 
-    async def reclaim_stale(self, consumer: str, idle_s: float, count: int, max_attempts: int) -> Reclaimed:
+    async def _read_group(self, stream: str, consumer: str, count: int, block_ms: int) -> Any:
+        if not isinstance(self.redis, RedisCluster):
+            return await self.redis.xreadgroup(self.keys.group, consumer, {stream: ">"}, count=count, block=block_ms)
+        # XREADGROUP's keys can be anywhere in it: the cluster client would ask a server where they are
+        # (COMMAND GETKEYS) before every read. The stream's node is known, so the read goes straight there.
+        node = self.redis.get_node_from_key(stream)
+        group = ("GROUP", self.keys.group, consumer, "COUNT", count, "BLOCK", block_ms)
+        return await self.redis.execute_command("XREADGROUP", *group, "STREAMS", stream, ">", target_nodes=node)
+
+    async def reclaim_stale(
+        self, consumer: str, idle_s: float, count: int, max_attempts: int, shard: int = 0
+    ) -> Reclaimed:
+        keys = self.shards[shard]
         reply = cast(
             Any,
             await self.redis.xautoclaim(
-                self.keys.jobs, self.keys.group, consumer, min_idle_time=int(idle_s * 1000), count=count
+                keys.jobs, self.keys.group, consumer, min_idle_time=int(idle_s * 1000), count=count
             ),
         )
-        claimed = await self._parse_entries(reply[1])
+        claimed = await self._parse_entries(keys, reply[1], reclaimed=True)
+        if not claimed:
+            return Reclaimed([], [])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in claimed:
+                pipe.hincrby(keys.attempts, item.job.id, 1)
+            retries = await pipe.execute()
         fresh: list[Claimed] = []
         exhausted: list[Claimed] = []
-        for item in claimed:
-            retries = await self.redis.hincrby(self.keys.attempts, item.job.id, 1)
-            (exhausted if retries >= max_attempts else fresh).append(item)
+        for item, tries in zip(claimed, retries, strict=True):
+            (exhausted if int(tries) >= max_attempts else fresh).append(item)
         return Reclaimed(fresh, exhausted)
 
-    async def touch(self, consumer: str, entry_ids: list[bytes]) -> None:
+    async def touch(self, consumer: str, claimed: Iterable[Claimed]) -> None:
         """Reset the idle time of the entries a live worker is still running."""
-        if entry_ids:
-            await self.redis.xclaim(
-                self.keys.jobs,
-                self.keys.group,
-                consumer,
-                min_idle_time=0,
-                message_ids=list[Any](entry_ids),
-                justid=True,
-            )
+        by_shard: defaultdict[int, list[bytes]] = defaultdict(list)
+        for item in claimed:
+            by_shard[item.shard].append(item.entry_id)
+        if not by_shard:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, entry_ids in by_shard.items():
+                pipe.xclaim(
+                    self.shards[shard].jobs,
+                    self.keys.group,
+                    consumer,
+                    min_idle_time=0,
+                    message_ids=list[Any](entry_ids),
+                    justid=True,
+                )
+            await pipe.execute()
 
     async def publish_result(self, result: ExecutionResult, job: Job, entry_id: bytes | None, ttl_s: int) -> bool:
         """Store the final result unless one exists, notify the waiting gateway, ack the job."""
-        return await self.publish_final(result, job.reply_to, entry_id, ttl_s, job.tenant)
+        [first] = await self.deliver([Delivery(result, job.reply_to, entry_id, job.tenant)], ttl_s)
+        return first
 
     async def publish_final(
         self,
@@ -165,46 +274,130 @@ class RedisQueue:
         tenant: str | None = None,
     ) -> bool:
         """`publish_result` for callers without the job itself (a cancel): True if this was the one result."""
-        keys, args = self._publish_arguments(result, reply_to, entry_id, ttl_s, tenant)
-        return bool(await self._publish(keys=keys, args=args))
+        [first] = await self.deliver([Delivery(result, reply_to, entry_id, tenant)], ttl_s)
+        return first
 
     async def publish_finals(self, results: list[ExecutionResult], reply_to: str | None, ttl_s: int) -> None:
         """`publish_final` of many results without their stream entries, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for result in results:
-                keys, args = self._publish_arguments(result, reply_to, None, ttl_s, None)
-                await self._publish(keys=keys, args=args, client=pipe)
-            await pipe.execute()
+        await self.deliver([Delivery(result, reply_to) for result in results], ttl_s)
 
-    def _publish_arguments(
-        self, result: ExecutionResult, reply_to: str | None, entry_id: bytes | None, ttl_s: int, tenant: str | None
-    ) -> tuple[list[Any], list[Any]]:
-        keys = [
-            self.keys.result(result.id),
-            self.keys.jobs,
-            self.keys.attempts,
-            self.keys.job(result.id),
-            self.keys.watchers(result.id),
-            self.keys.in_flight,
+    async def deliver(self, deliveries: list[Delivery], ttl_s: int) -> list[bool]:
+        """Publish final results in one round trip: True for each that was the first (and so the one)
+        result of its job. The quota a counted job held is given back in a second one."""
+        if not deliveries:
+            return []
+        replies = await self._run_publish_scripts(deliveries, ttl_s)
+        releases = [
+            delivery.tenant
+            for delivery, (_, acked) in zip(deliveries, replies, strict=True)
+            if delivery.tenant and int(acked) == 1
         ]
+        if releases:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tenant in releases:
+                    pipe.hincrby(self.keys.in_flight, tenant, -1)
+                await pipe.execute()
+        return [bool(first) for first, _ in replies]
+
+    async def _run_publish_scripts(self, deliveries: list[Delivery], ttl_s: int) -> list[list[int]]:
+        calls = [self._publish_call(delivery, ttl_s) for delivery in deliveries]
+        while True:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    pipe.execute_command("EVALSHA", self._publish_sha, *call)
+                replies = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, NoScriptError) for reply in replies):
+                break
+            # A node that never saw the script (a fresh one, or a replica that took over): load it on
+            # every primary and run again; NOSCRIPT means nothing ran.
+            await self.redis.script_load(PUBLISH_RESULT)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return cast(list[list[int]], replies)
+
+    def _publish_call(self, delivery: Delivery, ttl_s: int) -> list[Any]:
+        job_id = delivery.result.id
+        shard = self.keys.shard_of(job_id)
+        keys = [shard.result(job_id), shard.jobs, shard.attempts, shard.job(job_id), shard.watchers(job_id)]
         args = [
-            result.model_dump_json(),
+            delivery.result.model_dump_json(),
             ttl_s,
             self.keys.group,
-            entry_id or b"",
-            self.keys.reply_channel(reply_to) if reply_to else "",
-            result.id,
-            self.keys.reply_channel_prefix,
-            tenant or "",
+            delivery.entry_id or b"",
+            shard.reply_channel(delivery.reply_to) if delivery.reply_to else "",
+            job_id,
+            shard.reply_channel(""),
+            "1" if is_tracked(job_id) else "0",
+            "1" if delivery.reclaimed else "0",
+            self.publish_command,
         ]
-        return keys, args
+        return [len(keys), *keys, *args]
+
+    def add_publish(self, pipe: Any, channel: str, message: str | bytes) -> None:
+        """Add the publishing of `message` on a shard channel to a pipeline."""
+        pipe.execute_command(self.publish_command, channel, message)
 
     async def get_raw_results(self, job_ids: list[str]) -> list[bytes]:
         """The stored result JSON of those of `job_ids` that have finished."""
         if not job_ids:
             return []
-        raws = await self.redis.mget([self.keys.result(job_id) for job_id in job_ids])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.get(self.keys.result(job_id))
+            raws = await pipe.execute()
         return [cast(bytes, raw) for raw in raws if raw]
+
+    async def lost_among(self, enqueued: list[Enqueued]) -> list[Enqueued]:
+        """Those jobs whose stream entry and result are both gone: their writes were lost (a failover
+        to a replica that had not received them). The publisher stores a result before it deletes the
+        entry, in order on one node, so a finished job always has one of the two."""
+        if not enqueued:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in enqueued:
+                shard = self.shards[item.shard]
+                pipe.exists(shard.result(item.job.id))
+                pipe.xrange(shard.jobs, min=item.entry_id, max=item.entry_id)
+            replies = await pipe.execute()
+        answers = zip(replies[::2], replies[1::2], strict=True)
+        return [item for item, (result, entry) in zip(enqueued, answers, strict=True) if not result and not entry]
+
+    @contextlib.asynccontextmanager
+    async def subscription(self, shard: ShardKeys, channel: str) -> AsyncIterator[PubSub]:
+        """A pub/sub connection subscribed to one of `shard`'s channels, on the node that serves it."""
+        node = self._node_serving(channel)
+        pubsub = (node or cast(aioredis.Redis, self.redis)).pubsub(ignore_subscribe_messages=True)
+        try:
+            await (pubsub.subscribe(channel) if node is None else pubsub.ssubscribe(channel))
+            yield pubsub
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if node is not None:
+                with contextlib.suppress(Exception):
+                    await node.aclose()
+
+    def _node_serving(self, channel: str) -> aioredis.Redis | None:
+        """On a cluster, a plain client of the primary serving `channel`'s slot; None on one Redis."""
+        if not isinstance(self.redis, RedisCluster):
+            return None
+        node = self.redis.get_node_from_key(channel)
+        if node is None:
+            raise RedisConnectionError(f"no cluster node serves {channel}")
+        options = node.connection_kwargs
+        return aioredis.Redis(
+            host=node.host,
+            port=int(node.port),
+            username=options.get("username"),
+            password=options.get("password"),
+            socket_keepalive=True,
+        )
+
+    async def refresh_topology(self) -> None:
+        """After losing a node: learn the cluster's slots again (a replica may have taken over)."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.nodes_manager.initialize()
 
     async def heartbeat(self, worker_id: str, ttl_s: float) -> None:
         now = time.time()
@@ -234,16 +427,18 @@ class RedisQueue:
             log.warning("unreadable runtimes report under %s", self.keys.runtimes)
             return None
 
-    async def _parse_entries(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Claimed]:
+    async def _parse_entries(
+        self, keys: ShardKeys, entries: list[tuple[bytes, dict[bytes, bytes]]], reclaimed: bool
+    ) -> list[Claimed]:
         claimed: list[Claimed] = []
         for entry_id, fields in entries:
             if not fields:
                 continue  # the entry was deleted while pending: its job already has a result
             try:
-                claimed.append(Claimed(entry_id, Job.model_validate_json(fields[JOB_FIELD])))
+                claimed.append(Claimed(entry_id, Job.model_validate_json(fields[JOB_FIELD]), keys.index, reclaimed))
             except (KeyError, ValidationError):
                 # Only a foreign writer puts such an entry on our stream; it has no one to answer.
                 log.error("dropping malformed stream entry %r", entry_id)
-                await self.redis.xack(self.keys.jobs, self.keys.group, entry_id)
-                await self.redis.xdel(self.keys.jobs, entry_id)
+                await self.redis.xack(keys.jobs, self.keys.group, entry_id)
+                await self.redis.xdel(keys.jobs, entry_id)
         return claimed

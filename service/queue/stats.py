@@ -1,4 +1,4 @@
-"""What the queue looks like right now: depth, ages, live workers and their slots.
+"""What the queue looks like right now, over all its shards: depth, ages, live workers and their slots.
 
 Read in two round trips by the gateway's metrics sampler and by `sandpit top`, never per request.
 Entries are deleted from the stream once answered, so its first entry is the oldest unanswered job,
@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from service.queue.keys import Keys
+from service.queue.redis_queue import Client
 
 
 @dataclass(frozen=True)
@@ -49,35 +49,51 @@ def entry_age_s(entry_id: bytes | str, now: float) -> float:
     return max(0.0, now - int(raw.split("-", 1)[0]) / 1000)
 
 
-async def report_slots(redis: aioredis.Redis, keys: Keys, worker_id: str, busy: int, total: int, ttl_s: float) -> None:
+async def report_slots(redis: Client, keys: Keys, worker_id: str, busy: int, total: int, ttl_s: float) -> None:
     await redis.set(keys.worker_slots(worker_id), f"{busy} {total}", px=int(ttl_s * 1000))
 
 
-async def read_stats(redis: aioredis.Redis, keys: Keys, heartbeat_ttl_s: float) -> QueueStats:
+async def read_stats(redis: Client, keys: Keys, heartbeat_ttl_s: float) -> QueueStats:
+    """The queue summed over its shards: depths and counts add up, ages are the oldest of any shard."""
     now = time.time()
+    shards = keys.all_shards
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xlen(keys.jobs)
-        pipe.xinfo_groups(keys.jobs)
-        pipe.xrange(keys.jobs, count=1)
+        for shard in shards:
+            pipe.xlen(shard.jobs)
+            pipe.xinfo_groups(shard.jobs)
+            pipe.xrange(shard.jobs, count=1)
         pipe.zrangebyscore(keys.workers, now - heartbeat_ttl_s, "+inf")
         replies = await pipe.execute(raise_on_error=False)
-    # Before the first job the stream does not exist, and XINFO answers with an error.
-    depth_reply, groups, first, live = [None if isinstance(r, ResponseError) else r for r in replies]
-    depth = int(depth_reply or 0)
-    group = next((g for g in groups or [] if _text(g["name"]) == keys.group), None)
-    running = int(group["pending"]) if group else 0
-    waiting = max(0, depth - running)
+    # Before the first job a stream does not exist, and XINFO answers with an error.
+    replies = [None if isinstance(r, ResponseError) else r for r in replies]
+    live = replies.pop()
+    per_shard = [replies[i : i + 3] for i in range(0, len(replies), 3)]
     worker_ids = [_text(worker) for worker in live or []]
+    groups = [next((g for g in groups or [] if _text(g["name"]) == keys.group), None) for _, groups, _ in per_shard]
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xrange(keys.jobs, min=f"({_text(group['last-delivered-id'])}" if group else "-", count=1)
-        pipe.mget([keys.worker_slots(worker) for worker in worker_ids] or [keys.worker_slots("")])
-        next_waiting, slots = await pipe.execute()
+        for shard, group in zip(shards, groups, strict=True):
+            pipe.xrange(shard.jobs, min=f"({_text(group['last-delivered-id'])}" if group else "-", count=1)
+        for worker in worker_ids:
+            pipe.get(keys.worker_slots(worker))
+        second = await pipe.execute()
+    next_waiting, slots = second[: len(shards)], second[len(shards) :]
+    depth = running = waiting = 0
+    oldest_age_s = oldest_waiting_age_s = 0.0
+    for (depth_reply, _, first), group, after in zip(per_shard, groups, next_waiting, strict=True):
+        shard_depth = int(depth_reply or 0)
+        shard_running = int(group["pending"]) if group else 0
+        shard_waiting = max(0, shard_depth - shard_running)
+        depth, running, waiting = depth + shard_depth, running + shard_running, waiting + shard_waiting
+        if first:
+            oldest_age_s = max(oldest_age_s, entry_age_s(first[0][0], now))
+        if after and shard_waiting:
+            oldest_waiting_age_s = max(oldest_waiting_age_s, entry_age_s(after[0][0], now))
     return QueueStats(
         depth=depth,
         waiting=waiting,
         running=running,
-        oldest_age_s=entry_age_s(first[0][0], now) if first else 0.0,
-        oldest_waiting_age_s=entry_age_s(next_waiting[0][0], now) if next_waiting and waiting else 0.0,
+        oldest_age_s=oldest_age_s,
+        oldest_waiting_age_s=oldest_waiting_age_s,
         workers=[_slots(worker, raw) for worker, raw in zip(worker_ids, slots, strict=False)],
     )
 

@@ -46,6 +46,9 @@ COMPILE_OUTPUT_CAP = 64 * 1024
 # must not be demoted behind the loops.
 FAVOURED_CPU_MS = 8.0
 SWEEP_S = 0.05
+# How long before its deadline a call's group is favoured again: the slot's init, which shares the
+# group, must wake on time to kill the call, not wait for its turn among hundreds of demoted groups.
+PROMOTE_EARLY_S = 0.03
 BWRAP_FAILED = 1
 # What a program prints when the address-space limit refused it memory (Python, C++, bash/glibc):
 # how memory_limit is told only in the rlimit fallback; under a cgroup the kernel's OOM count tells.
@@ -333,9 +336,10 @@ class Sandbox:
         group.prepare(budget)
         join_fds = group.join_fds()
         # Favoured by the CPU scheduler until it has used FAVOURED_CPU_MS (the sweeper then lowers it),
-        # and again from its deadline, when the slot's init must kill it promptly.
+        # and again just before its deadline, when the slot's init must kill it promptly.
         self.favoured[slot] = group
-        promote = asyncio.get_running_loop().call_later(timeout_s, self._promote, slot, group)
+        promote_in = max(0.0, timeout_s - PROMOTE_EARLY_S)
+        promote = asyncio.get_running_loop().call_later(promote_in, self._promote, slot, group)
         try:
             confinement = Confinement(self.limiter.rlimits(budget), join_fds)
             outcome = await self._launch(

@@ -38,6 +38,11 @@ V1_CONTROLLERS = ("memory", "pids", "cpuacct")
 # Used when writable: the calls' CPU shares (the niceness of calls alone gives way under hundreds).
 V1_OPTIONAL = ("cpu",)
 V2_CONTROLLERS = ("memory", "pids", "cpu")
+# A call's CPU weight among the other calls (the sandbox group as a whole weighs as one of the worker's
+# processes): favoured, then the least. (Tried: the extremes of the ranges, 262144 and 2, changed
+# nothing measurable with 400 loops; the wait there is elsewhere, see docs/reliability.md.)
+V1_SHARES = (1024, 8)
+V2_WEIGHTS = (100, 1)
 UNLIMITED = resource.RLIM_INFINITY
 # The fallback's arenas: glibc otherwise reserves 64 MiB of address space per thread's arena.
 MALLOC_ARENAS = "2"
@@ -186,24 +191,56 @@ class RlimitLimiter(Limiter):
         return None
 
 
-def write(path: Path, value: str) -> None:
-    with open(path, "w") as file:
-        file.write(value)
+def write(path: Path | str, value: str) -> None:
+    # os-level I/O: cgroup files are read and written several times per call, a file object costs more.
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
-def read_counter(path: Path, name: str) -> int:
+def read_text(path: Path | str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def counter_in(text: bytes, name: str) -> int:
     """The value of `name` in a flat-keyed cgroup file (memory.events, cpu.stat, memory.oom_control)."""
-    with open(path) as file:
-        for line in file:
-            key, _, value = line.partition(" ")
-            if key == name:
-                return int(value)
+    key = name.encode() + b" "
+    for line in text.splitlines():
+        if line.startswith(key):
+            return int(line[len(key) :])
     return 0
 
 
-def read_int(path: Path) -> int:
-    with open(path) as file:
-        return int(file.read())
+def read_counter(path: Path | str, name: str) -> int:
+    return counter_in(read_text(path), name)
+
+
+def read_int(path: Path | str) -> int:
+    return int(read_text(path))
+
+
+class CpuCounter:
+    """A group's CPU time, read often (the sweeper reads every young call's every 50 ms): its file stays
+    open, and each read is one pread (a cgroup file read from offset 0 is generated afresh)."""
+
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.name = name
+
+    def read(self) -> int:
+        text = os.pread(self.fd, 4096, 0)
+        return int(text) if self.name is None else counter_in(text, self.name)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def open_procs(group: Path) -> int:
@@ -240,12 +277,17 @@ def remove_stale_groups(parent: Path) -> None:
 
 
 class CpuWeight:
-    """A group's cpu.shares (v1) or cpu.weight (v2), written only when it changes."""
+    """A group's cpu.shares (v1) or cpu.weight (v2), written only when it changes.
+
+    Not `cpu.idle`: SCHED_IDLE calls preempted inside the kernel hold up RCU grace periods, and with
+    them every cgroup attach of the machine (seen: one new process per second among 400 idle loops)."""
 
     def __init__(self, path: Path, favoured: int, least: int) -> None:
         self.path = path
         self.values = {True: str(favoured), False: str(least)}
-        self.favoured: bool | None = True
+        # A new group has the default weight: start it favoured.
+        self.favoured: bool | None = False
+        self.set(True)
 
     def set(self, favoured: bool) -> None:
         if self.favoured is None or favoured == self.favoured:
@@ -264,9 +306,14 @@ class V1Group(SlotGroup):
         self.dirs = dirs
         # cpu and cpuacct may share one hierarchy: join each directory once.
         self.join_dirs = list(dict.fromkeys(dirs.values()))
-        self.memory = dirs["memory"]
-        self.weight: CpuWeight | None = CpuWeight(dirs["cpu"] / "cpu.shares", 1024, 8) if "cpu" in dirs else None
-        self.has_memsw = (self.memory / "memory.memsw.limit_in_bytes").exists()
+        memory = dirs["memory"]
+        self.memory = memory
+        self.usage_file = str(memory / "memory.usage_in_bytes")
+        self.max_usage_file = str(memory / "memory.max_usage_in_bytes")
+        self.oom_file = str(memory / "memory.oom_control")
+        self.cpu = CpuCounter(dirs["cpuacct"] / "cpuacct.usage")
+        self.weight: CpuWeight | None = CpuWeight(dirs["cpu"] / "cpu.shares", *V1_SHARES) if "cpu" in dirs else None
+        self.has_memsw = (memory / "memory.memsw.limit_in_bytes").exists()
         self.limits: tuple[int, int] | None = None
         self.cpu_ns = 0
         self.ooms = 0
@@ -277,10 +324,10 @@ class V1Group(SlotGroup):
             self._set_memory(budget.memory_bytes)
             write(self.dirs["pids"] / "pids.max", str(budget.max_processes))
             self.limits = (budget.memory_bytes, budget.max_processes)
-        write(self.memory / "memory.max_usage_in_bytes", "0")
-        self.base_bytes = read_int(self.memory / "memory.usage_in_bytes")
-        self.ooms = read_counter(self.memory / "memory.oom_control", "oom_kill")
-        self.cpu_ns = read_int(self.dirs["cpuacct"] / "cpuacct.usage")
+        write(self.max_usage_file, "0")
+        self.base_bytes = read_int(self.usage_file)
+        self.ooms = read_counter(self.oom_file, "oom_kill")
+        self.cpu_ns = self.cpu.read()
 
     def _set_memory(self, limit: int) -> None:
         if not self.has_memsw:
@@ -302,18 +349,18 @@ class V1Group(SlotGroup):
             self.weight.set(favoured)
 
     def cpu_used_ms(self) -> float:
-        return (read_int(self.dirs["cpuacct"] / "cpuacct.usage") - self.cpu_ns) / 1e6
+        return (self.cpu.read() - self.cpu_ns) / 1e6
 
     def usage(self) -> CallUsage:
-        peak = read_int(self.memory / "memory.max_usage_in_bytes")
+        peak = read_int(self.max_usage_file)
         return CallUsage(
-            cpu_ms=(read_int(self.dirs["cpuacct"] / "cpuacct.usage") - self.cpu_ns) / 1e6,
+            cpu_ms=self.cpu_used_ms(),
             peak_memory_kb=max(0, peak - self.base_bytes) // 1024,
-            oom_killed=read_counter(self.memory / "memory.oom_control", "oom_kill") > self.ooms,
+            oom_killed=read_counter(self.oom_file, "oom_kill") > self.ooms,
         )
 
     def close(self) -> None:
-        return None
+        self.cpu.close()
 
 
 class CgroupLimiter(Limiter):
@@ -367,7 +414,10 @@ class V2Group(SlotGroup):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.limits: tuple[int, int] | None = None
-        self.weight = CpuWeight(path / "cpu.weight", 100, 1)
+        self.weight = CpuWeight(path / "cpu.weight", *V2_WEIGHTS)
+        self.cpu = CpuCounter(path / "cpu.stat", "usage_usec")
+        self.current_file = str(path / "memory.current")
+        self.events_file = str(path / "memory.events")
         # memory.peak (Linux 5.19+) resets per open descriptor (6.12+): one per call, reset before it.
         self.peak_resets = (path / "memory.peak").exists()
         self.peak_fd: int | None = None
@@ -393,9 +443,9 @@ class V2Group(SlotGroup):
                 self.peak_resets = False
             else:
                 self.peak_fd = peak_fd
-        self.base_bytes = read_int(self.path / "memory.current")
-        self.ooms = read_counter(self.path / "memory.events", "oom_kill")
-        self.cpu_us = read_counter(self.path / "cpu.stat", "usage_usec")
+        self.base_bytes = read_int(self.current_file)
+        self.ooms = read_counter(self.events_file, "oom_kill")
+        self.cpu_us = self.cpu.read()
 
     def join_fds(self) -> list[int]:
         return [open_procs(self.path)]
@@ -404,7 +454,7 @@ class V2Group(SlotGroup):
         self.weight.set(favoured)
 
     def cpu_used_ms(self) -> float:
-        return (read_counter(self.path / "cpu.stat", "usage_usec") - self.cpu_us) / 1000
+        return (self.cpu.read() - self.cpu_us) / 1000
 
     def usage(self) -> CallUsage:
         peak: int | None = None
@@ -413,9 +463,9 @@ class V2Group(SlotGroup):
             peak = max(0, int(os.read(self.peak_fd, 64)) - self.base_bytes) // 1024
             self._close_peak()
         return CallUsage(
-            cpu_ms=(read_counter(self.path / "cpu.stat", "usage_usec") - self.cpu_us) / 1000,
+            cpu_ms=self.cpu_used_ms(),
             peak_memory_kb=peak,
-            oom_killed=read_counter(self.path / "memory.events", "oom_kill") > self.ooms,
+            oom_killed=read_counter(self.events_file, "oom_kill") > self.ooms,
         )
 
     def _close_peak(self) -> None:
@@ -425,6 +475,7 @@ class V2Group(SlotGroup):
 
     def close(self) -> None:
         self._close_peak()
+        self.cpu.close()
 
 
 class CgroupV2Limiter(CgroupLimiter):

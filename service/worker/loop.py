@@ -1,10 +1,12 @@
-"""The worker: claim jobs, run each in its own sandbox slot, publish the result, heartbeat.
+"""The worker: claim jobs from every shard, run each in its own sandbox slot, publish results, heartbeat.
 
-One asyncio loop per process. It reads as many jobs as it has free slots in one XREADGROUP, runs
-each in a task that owns one slot (a slot is a sandbox uid and a share of the machine), and publishes
-the result with the queue's exactly-once script. A heartbeat task announces the worker and keeps its
-running jobs from being reclaimed; the claim loop also picks up jobs abandoned by dead workers.
-SIGTERM stops intake and lets running calls finish.
+One asyncio loop per process, with one claim loop per queue shard. A claim loop reads a share of the
+free slots' worth of jobs in one XREADGROUP (blocking while its shard is empty); each job runs in a task
+that owns one slot (a sandbox uid and a share of the machine). Two shards' reads can together return a
+job or two more than there are free slots: those wait, claimed, for the next slot. Results that finish
+together are published together (`Outbox`). A heartbeat task announces the worker and keeps its jobs
+from being reclaimed; the claim loops also pick up jobs abandoned by dead workers. SIGTERM stops intake
+and lets running calls finish.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from redis.exceptions import ResponseError
@@ -24,7 +27,7 @@ from service import logs, metrics
 from service.config import Settings
 from service.models import ExecutionResult, Status
 from service.queue.errors import REDIS_DOWN
-from service.queue.redis_queue import Claimed, RedisQueue
+from service.queue.redis_queue import Claimed, Delivery, RedisQueue
 from service.queue.stats import report_slots
 from service.queue.tasks import wait_briefly
 from service.sandbox.executor import Sandbox
@@ -41,6 +44,49 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+class Outbox:
+    """Publishes results: those finished while the previous batch was being sent (or in the same turn of
+    the event loop) go together in one round trip. Retries through a Redis outage; if the worker stops
+    first, the entry stays pending and is redelivered."""
+
+    def __init__(self, queue: RedisQueue, ttl_s: int, stopping: asyncio.Event) -> None:
+        self.queue = queue
+        self.ttl_s = ttl_s
+        self.stopping = stopping
+        self._pending: list[tuple[Delivery, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def publish(self, delivery: Delivery) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((delivery, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="outbox")
+        await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            # One turn for the other jobs finishing now to join this batch.
+            await asyncio.sleep(0)
+            batch, self._pending = self._pending, []
+            try:
+                await self._send([delivery for delivery, _ in batch])
+            finally:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _send(self, deliveries: list[Delivery]) -> None:
+        while True:
+            try:
+                await self.queue.deliver(deliveries, self.ttl_s)
+                return
+            except REDIS_DOWN as exc:
+                if self.stopping.is_set():
+                    log.error("could not publish %d result(s) before stopping: %s", len(deliveries), exc)
+                    return
+                await asyncio.sleep(RETRY_DELAY_S)
+
+
 class Worker:
     def __init__(self, settings: Settings, queue: RedisQueue, sandbox: Sandbox) -> None:
         self.settings = settings
@@ -48,11 +94,16 @@ class Worker:
         self.sandbox = sandbox
         self.id = new_worker_id()
         self.free_slots = list(range(settings.worker_concurrency))
-        self.running: dict[bytes, asyncio.Task[None]] = {}
+        # Job id -> the claimed job and the task running it.
+        self.running: dict[str, tuple[Claimed, asyncio.Task[None]]] = {}
+        # Claimed beyond the free slots (two shards read at once): started as slots free up.
+        self.backlog: deque[Claimed] = deque()
+        self.slot_freed = asyncio.Event()
         self.stopping = asyncio.Event()
         self.runner = JobRunner(settings, queue, sandbox, self.id, self.free_slots)
         self.sessions = SessionHost(settings, queue, sandbox, self.id)
-        self._last_reclaim = 0.0
+        self.outbox = Outbox(queue, settings.result_ttl_s, self.stopping)
+        self._last_reclaim = [0.0] * len(queue.shards)
         metrics.SLOTS_TOTAL.set(settings.worker_concurrency)
         metrics.SLOTS_BUSY.set_function(lambda: self.busy_slots)
 
@@ -64,19 +115,26 @@ class Worker:
         if not self.stopping.is_set():
             log.info("worker %s stopping: no new jobs, running ones finish", self.id)
         self.stopping.set()
+        self.slot_freed.set()
 
     async def run(self) -> None:
         await self._until_redis_answers(self.queue.ensure_group)
         heartbeat = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
         cancels = asyncio.create_task(self.runner.watch_cancels(), name="cancel-watcher")
         sessions = asyncio.create_task(self.sessions.serve(), name="sessions")
+        claims = [
+            asyncio.create_task(self._claim_forever(shard), name=f"claim-{shard}")
+            for shard in range(len(self.queue.shards))
+        ]
         log.info("worker %s ready with %d slots", self.id, len(self.free_slots))
         try:
-            while not self.stopping.is_set():
-                await self._claim_and_start()
+            await asyncio.gather(*claims)
         finally:
-            if self.running:
-                await asyncio.gather(*self.running.values(), return_exceptions=True)
+            for claim in claims:
+                claim.cancel()
+            while self.running or self.backlog:
+                tasks = [task for _, task in self.running.values()]
+                await (asyncio.wait(tasks) if tasks else asyncio.sleep(0.05))
             heartbeat.cancel()
             cancels.cancel()
             self.sessions.stop()
@@ -85,30 +143,40 @@ class Worker:
             await wait_briefly(forget)
             log.info("worker %s stopped", self.id)
 
-    async def _claim_and_start(self) -> None:
-        if not self.free_slots:
-            await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
+    async def _claim_forever(self, shard: int) -> None:
+        while not self.stopping.is_set():
+            await self._claim_and_start(shard)
+
+    async def _claim_and_start(self, shard: int) -> None:
+        if len(self.free_slots) <= len(self.backlog):
+            self.slot_freed.clear()
+            await self.slot_freed.wait()
             return
+        share = max(1, (len(self.free_slots) - len(self.backlog)) // len(self.queue.shards))
         try:
-            for claimed in await self._claim(min(len(self.free_slots), self.settings.worker_batch)):
+            for claimed in await self._claim(shard, min(share, self.settings.worker_batch)):
                 self._start(claimed)
-            self.runner.lender.lend_idle()
+            if not self.backlog:
+                self.runner.lender.lend_idle()
+        except REDIS_DOWN as exc:
+            # First: a cluster's CLUSTERDOWN, MOVED and TRYAGAIN are ResponseErrors too.
+            log.warning("worker lost Redis on shard %d (%s)", shard, exc)
+            await asyncio.sleep(RETRY_DELAY_S)
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.queue.refresh_topology()
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             # Redis came back without its data: the stream and group are gone, make them again.
             await self.queue.ensure_group()
-        except REDIS_DOWN as exc:
-            log.warning("worker lost Redis (%s)", exc)
-            await asyncio.sleep(RETRY_DELAY_S)
 
-    async def _claim(self, count: int) -> list[Claimed]:
+    async def _claim(self, shard: int, count: int) -> list[Claimed]:
         claimed: list[Claimed] = []
         now = time.monotonic()
-        if now - self._last_reclaim > self.settings.reclaim_idle_s / 3:
-            self._last_reclaim = now
+        if now - self._last_reclaim[shard] > self.settings.reclaim_idle_s / 3:
+            self._last_reclaim[shard] = now
             reclaimed = await self.queue.reclaim_stale(
-                self.id, self.settings.reclaim_idle_s, count, self.settings.max_attempts
+                self.id, self.settings.reclaim_idle_s, count, self.settings.max_attempts, shard
             )
             metrics.RECLAIMED.inc(len(reclaimed.claimed))
             metrics.EXHAUSTED.inc(len(reclaimed.exhausted))
@@ -118,17 +186,23 @@ class Worker:
                 await self._publish(item, ExecutionResult(id=item.job.id, status=Status.sandbox_error, reason=reason))
             claimed += reclaimed.claimed
         if len(claimed) < count:
-            claimed += await self.queue.claim_jobs(self.id, count - len(claimed), CLAIM_BLOCK_MS)
+            claimed += await self.queue.claim_jobs(self.id, count - len(claimed), CLAIM_BLOCK_MS, shard)
         return claimed
 
     def _start(self, claimed: Claimed) -> None:
+        if not self.free_slots:
+            self.backlog.append(claimed)
+            return
         slot = self.free_slots.pop()
         task = asyncio.create_task(self._handle(claimed, slot), name=f"job-{claimed.job.id}")
-        self.running[claimed.entry_id] = task
+        self.running[claimed.job.id] = (claimed, task)
 
         def release(_: asyncio.Task[None]) -> None:
-            self.running.pop(claimed.entry_id, None)
+            self.running.pop(claimed.job.id, None)
             self.free_slots.append(slot)
+            if self.backlog:
+                self._start(self.backlog.popleft())
+            self.slot_freed.set()
 
         task.add_done_callback(release)
 
@@ -148,16 +222,8 @@ class Worker:
         record_job(job.request.language, result, time.time() - started)
 
     async def _publish(self, claimed: Claimed, result: ExecutionResult) -> None:
-        """Retry through a Redis outage; if we stop first, the entry stays pending and is redelivered."""
-        while True:
-            try:
-                await self.queue.publish_result(result, claimed.job, claimed.entry_id, self.settings.result_ttl_s)
-                return
-            except REDIS_DOWN as exc:
-                if self.stopping.is_set():
-                    log.error("could not publish %s before stopping: %s", result.id, exc)
-                    return
-                await asyncio.sleep(RETRY_DELAY_S)
+        job = claimed.job
+        await self.outbox.publish(Delivery(result, job.reply_to, claimed.entry_id, job.tenant, claimed.reclaimed))
 
     async def _heartbeat_forever(self) -> None:
         while True:
@@ -171,7 +237,8 @@ class Worker:
                     self.settings.worker_concurrency,
                     self.settings.heartbeat_ttl_s,
                 )
-                await self.queue.touch(self.id, list(self.running))
+                held = [claimed for claimed, _ in self.running.values()] + list(self.backlog)
+                await self.queue.touch(self.id, held)
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
     async def _until_redis_answers(self, action: Callable[[], Awaitable[None]]) -> None:

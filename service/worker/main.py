@@ -4,7 +4,6 @@ or SIGINT."""
 from __future__ import annotations
 
 import asyncio
-import resource
 import signal
 import sys
 
@@ -12,17 +11,10 @@ from service.config import Settings
 from service.queue.redis_queue import RedisQueue, connect
 from service.queue.tasks import wait_briefly
 from service.sandbox.executor import Sandbox
+from service.stack import allow_open_files
 from service.worker.loop import Worker
 from service.worker.metrics_server import metrics_server
 from service.worker.runtimes import report_runtimes
-
-
-def allow_open_files() -> None:
-    """Each running call holds a few descriptors (its pipes, its zygote's): a worker with a thousand
-    slots needs more than the usual soft limit of 1024, and may raise it to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def serve_worker(settings: Settings) -> None:
@@ -35,8 +27,8 @@ async def serve_worker(settings: Settings) -> None:
     sandbox = Sandbox(settings)
     sandbox.check()
     await sandbox.start()
-    redis = connect(settings.redis_url)
-    worker = Worker(settings, RedisQueue(redis, settings.key_prefix), sandbox)
+    redis = connect(settings)
+    worker = Worker(settings, RedisQueue.for_settings(redis, settings), sandbox)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)

@@ -1,22 +1,30 @@
 """Run one claimed job the way it asks (plain call or judging), and stop it when it is cancelled.
 
-Before starting, the job is marked running unless its cancel flag is set (one script, so a cancel is
-seen either here or by the watcher). While it runs, `watch_cancels` listens on the cancel channel and
-cancels the job's task, which kills its process tree; the job then ends as `cancelled`, published
-through the same exactly-once script as every other result.
+Every worker listens on each shard's cancel channel. A cancel of a job this worker runs cancels the
+job's task, which kills its process tree; a cancel of a job it does not run (yet) is remembered for a
+while, so the job ends as `cancelled` without starting if this worker claims it later. A tracked job
+(one with a record) is also marked running before it starts, by a script that checks its cancel flag,
+so a cancel sent while no worker was listening still wins. Every cancelled job ends through the same
+exactly-once publish as every other result; the gateway that cancelled it has already written
+`cancelled`, so that result stands either way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
+from collections import OrderedDict
+
+from redis.exceptions import RedisError
 
 from service.config import Settings
 from service.models import ExecutionResult, Job, Status
 from service.queue.errors import REDIS_DOWN
 from service.queue.jobs import JobStore
+from service.queue.keys import ShardKeys
 from service.queue.redis_queue import RedisQueue
+from service.queue.tasks import wait_briefly
 from service.sandbox.executor import Sandbox
 from service.worker.judge import judge
 from service.worker.slots import SlotLender
@@ -24,6 +32,9 @@ from service.worker.slots import SlotLender
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 0.5
+# How many cancels of jobs not running here are remembered, and for how long.
+REMEMBERED_CANCELS = 100_000
+REMEMBER_CANCEL_S = 900.0
 
 
 def cancelled(job: Job) -> ExecutionResult:
@@ -42,7 +53,8 @@ class JobRunner:
         self.running: dict[str, asyncio.Task[ExecutionResult]] = {}
         # Jobs between `begin` and having a task: a cancel heard then is remembered, not lost.
         self.starting: set[str] = set()
-        self.cancelled_while_starting: set[str] = set()
+        # Job id -> when a cancel of it was heard while it did not run here.
+        self.cancels_heard: OrderedDict[str, float] = OrderedDict()
         self.lender = SlotLender(free_slots)
 
     async def run(self, job: Job, slot: int) -> ExecutionResult:
@@ -51,8 +63,7 @@ class JobRunner:
             started = await self._begin(job)
         finally:
             self.starting.discard(job.id)
-        if not started or job.id in self.cancelled_while_starting:
-            self.cancelled_while_starting.discard(job.id)
+        if not started or self.cancels_heard.pop(job.id, None) is not None:
             return cancelled(job)
         task = asyncio.create_task(self._execute(job, slot), name=f"run-{job.id}")
         self.running[job.id] = task
@@ -77,27 +88,49 @@ class JobRunner:
         return await self.sandbox.execute(job, slot)
 
     def cancel(self, job_id: str) -> None:
-        if job_id in self.starting:
-            self.cancelled_while_starting.add(job_id)
         task = self.running.get(job_id)
         if task is not None:
             task.cancel()
+            return
+        self._remember_cancel(job_id)
+
+    def _remember_cancel(self, job_id: str) -> None:
+        now = time.monotonic()
+        self.cancels_heard[job_id] = now
+        self.cancels_heard.move_to_end(job_id)
+        while self.cancels_heard:
+            oldest, heard = next(iter(self.cancels_heard.items()))
+            if len(self.cancels_heard) <= REMEMBERED_CANCELS and now - heard < REMEMBER_CANCEL_S:
+                break
+            del self.cancels_heard[oldest]
 
     async def watch_cancels(self) -> None:
-        """Cancel the running jobs named on the cancel channel, until this task is cancelled."""
+        """Cancel the jobs named on the shards' cancel channels, until this task is cancelled."""
+        watchers = [
+            asyncio.create_task(self._watch_shard(shard), name=f"cancel-watcher-{shard.index}")
+            for shard in self.queue.shards
+        ]
+        try:
+            await asyncio.gather(*watchers)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await wait_briefly(*watchers)
+
+    async def _watch_shard(self, shard: ShardKeys) -> None:
         while True:
-            pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.queue.keys.cancel_channel)
-                # Cancels sent while we were not subscribed are still flagged.
-                for job_id in await self.store.cancelled_among(list(self.running)):
-                    self.cancel(job_id)
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        self.cancel(message["data"].decode())
-            except REDIS_DOWN as exc:
-                log.warning("cancel watcher lost Redis (%s)", exc)
+                async with self.queue.subscription(shard, shard.cancel_channel) as pubsub:
+                    # Cancels sent while we were not subscribed are still flagged.
+                    for job_id in await self.store.cancelled_among(list(self.running) + list(self.starting)):
+                        self.cancel(job_id)
+                    async for message in pubsub.listen():
+                        if message["type"] in ("message", "smessage"):
+                            self.cancel(message["data"].decode())
+            except (RedisError, *REDIS_DOWN) as exc:
+                log.warning("cancel watcher lost shard %d (%s)", shard.index, exc)
                 await asyncio.sleep(RECONNECT_DELAY_S)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                try:
+                    await self.queue.refresh_topology()
+                except (RedisError, *REDIS_DOWN) as again:
+                    log.debug("topology refresh failed: %s", again)

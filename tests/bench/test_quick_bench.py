@@ -33,6 +33,7 @@ def quick_run(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> tu
     scenarios = ["trivial_python", "sweep", "judge", "batch"]
     argv = [sys.executable, "-m", "service.cli", "bench", "--url", stack.url, "--quick", "--duration", "1"]
     argv += ["--sweep", "10", "--bare-runs", "2", "--drain", "60", "--out", str(out), *component_pids(stack)]
+    argv += ["--redis-url", stack.settings.redis_url]
     argv += [argument for name in scenarios for argument in ("--scenario", name)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -50,6 +51,19 @@ def test_quick_bench_prints_wellformed_lines_with_zero_errors(quick_run: tuple[l
         assert set(record["latency_ms"]) == LATENCY_KEYS
         assert all(isinstance(value, float | int) for value in record["latency_ms"].values())
         assert {"gateway", "redis", "worker-1", "server_total", "loadgen"} <= set(record["cpu_s"])
+        per_call = record["cpu_ms_per_call"]
+        assert {"gateway", "redis", "worker", "server_total"} <= set(per_call)
+        assert per_call["server_total"] == pytest.approx(
+            sum(v for k, v in per_call.items() if k != "server_total"), abs=0.01
+        )
+        redis = record["redis"]
+        assert redis["primaries"] == 1
+        assert redis["calls"] == record["executions"] >= record["calls"]
+        # Every request is at least enqueued (XADD) and answered (a result SET): never fewer than two commands
+        # (a judge's cases share one job, so per case it can be less).
+        assert redis["commands_per_call"] * record["executions"] / record["calls"] >= 2
+        assert redis["cpu_us_per_call"] > 0
+        assert {entry["command"] for entry in redis["top"]} >= {"xadd"}
     unloaded = next(r for r in scenarios if r["scenario"] == "trivial_python" and r["concurrency"] == 1)
     assert {"python_p50_ms", "bwrap_python_p50_ms", "overhead_ms", "ratio"} <= set(unloaded["bare"])
     assert targets["scenario"] == "targets"
@@ -62,3 +76,19 @@ def test_quick_bench_saves_its_run_with_the_machine(quick_run: tuple[list[dict[s
     document = json.loads(saved.read_text())
     assert {"cpu", "cores", "memory_gib", "kernel", "date", "commit"} <= set(document["machine"])
     assert document["scenarios"] and document["targets"]["scenario"] == "targets"
+
+
+def test_hold_reports_resets_losses_and_gateway_memory(stack: LocalStack, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "service.cli", "bench", "--url", stack.url, "--scenario", "hold"]
+    argv += ["--hold-calls", "300", "--drain", "120", "--no-save", *component_pids(stack)]
+    argv += ["--redis-url", stack.settings.redis_url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    hold, targets = (json.loads(line) for line in done.stdout.splitlines())
+    assert hold["correct"] == hold["calls"] == 300
+    assert hold["connections_reset"] == hold["lost"] == hold["answered_wrong"] == 0
+    assert hold["gateway_rss_mib"]["peak"] >= hold["gateway_rss_mib"]["before"] > 0
+    assert 0 < hold["gateway_open_files"]["peak"] <= hold["gateway_open_files"]["limit"]
+    assert set(hold["kernel_tcp"]["counters"]) >= {"TcpExt:ListenOverflows", "Tcp:EstabResets"}
+    assert hold["redis"]["commands_per_call"] >= 2
+    assert targets["hold_connections_reset"]["met"] and targets["hold_lost"]["met"]

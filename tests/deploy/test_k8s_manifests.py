@@ -1,7 +1,8 @@
 """The Kubernetes manifests: every object valid against the API schemas (offline), and wired to the code.
 
-No cluster, kubectl or kustomize runs here, so the kustomization is rendered in Python (resources plus
-image overrides, all it uses) and each built-in object is validated with `kubernetes-validate`. KEDA's
+No cluster, kubectl or kustomize runs here, so the kustomizations are rendered in Python (resources,
+bases, strategic-merge patches and image overrides, all they use) and each built-in object is validated
+with `kubernetes-validate`. The `redis-cluster` overlay is rendered and validated the same way. KEDA's
 ScaledObject and the Prometheus Operator's ServiceMonitor and PodMonitor have no schema in that package;
 their fields are checked one by one instead, against the code they must agree with (stream and group
 names, ports).
@@ -21,6 +22,7 @@ from service.config import Settings
 from service.queue.keys import Keys
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+CLUSTER_OVERLAY = K8S / "redis-cluster"
 SECCOMP_PROFILE = Path(__file__).resolve().parents[2] / "deploy" / "seccomp" / "sandpit-worker.json"
 KUBERNETES_VERSION = "1.33.0"
 CUSTOM_KINDS = {
@@ -33,13 +35,54 @@ NAMESPACE_SYSCALLS = {"clone", "mount", "pivot_root", "sethostname", "umount2", 
 Obj = dict[str, Any]
 
 
+def identity(obj: Obj) -> tuple[str, str, str | None]:
+    return obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")
+
+
+def merge_patch(target: Any, patch: Any, custom: bool) -> Any:
+    """Strategic merge as kustomize does it for what our patches touch: maps merge, lists of named
+    items (containers, env) merge by name; other lists, and every list of a custom resource, are replaced."""
+    if isinstance(target, dict) and isinstance(patch, dict):
+        merged = dict(target)
+        for key, value in patch.items():
+            merged[key] = merge_patch(target[key], value, custom) if key in target else value
+        return merged
+    named = isinstance(target, list) and isinstance(patch, list) and not custom
+    if named and all(isinstance(item, dict) and "name" in item for item in target + patch):
+        by_name = {item["name"]: item for item in target}
+        for item in patch:
+            by_name[item["name"]] = (
+                merge_patch(by_name[item["name"]], item, custom) if item["name"] in by_name else item
+            )
+        return list(by_name.values())
+    return patch
+
+
+def apply_patch(objects: list[Obj], patch: Obj) -> list[Obj]:
+    matches = [obj for obj in objects if identity(obj) == identity(patch)]
+    assert len(matches) == 1, f"patch {identity(patch)} matches {len(matches)} objects"
+    if patch.get("$patch") == "delete":
+        return [obj for obj in objects if obj is not matches[0]]
+    custom = (patch["apiVersion"], patch["kind"]) in CUSTOM_KINDS
+    return [merge_patch(obj, patch, custom) if obj is matches[0] else obj for obj in objects]
+
+
 def render_kustomization(directory: Path) -> list[Obj]:
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    assert set(kustomization) <= {"apiVersion", "kind", "resources", "images"}, "renderer knows only these fields"
+    known = {"apiVersion", "kind", "resources", "patches", "images"}
+    assert set(kustomization) <= known, "renderer knows only these fields"
     images = {image["name"]: image for image in kustomization.get("images", [])}
     objects: list[Obj] = []
     for resource in kustomization["resources"]:
-        objects += [doc for doc in yaml.safe_load_all((directory / resource).read_text()) if doc]
+        path = (directory / resource).resolve()
+        if path.is_dir():
+            objects += render_kustomization(path)
+        else:
+            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for entry in kustomization.get("patches", []):
+        assert set(entry) == {"path"}, "renderer knows only patches given by path"
+        for patch in yaml.safe_load_all((directory / entry["path"]).read_text()):
+            objects = apply_patch(objects, patch)
     for obj in objects:
         for container in pod_spec(obj).get("containers", []) if pod_spec(obj) else []:
             name = container["image"].rsplit(":", 1)[0]
@@ -50,7 +93,7 @@ def render_kustomization(directory: Path) -> list[Obj]:
 
 
 def pod_spec(obj: Obj) -> Obj | None:
-    if obj["kind"] in {"Deployment", "StatefulSet"}:
+    if obj["kind"] in {"Deployment", "StatefulSet", "Job"}:
         spec: Obj = obj["spec"]["template"]["spec"]
         return spec
     return None
@@ -261,3 +304,112 @@ def test_redis_keeps_an_append_only_file_on_a_persistent_volume(objects: list[Ob
     assert args[args.index("--dir") + 1] == "/data"
     claims = {c["metadata"]["name"] for c in redis["spec"]["volumeClaimTemplates"]}
     assert {m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/data"} <= claims
+
+
+@pytest.fixture(scope="module")
+def cluster_objects() -> list[Obj]:
+    return render_kustomization(CLUSTER_OVERLAY)
+
+
+def container_env(objects: list[Obj], kind: str, name: str) -> dict[str, str]:
+    spec = pod_spec(find(objects, kind, name))
+    assert spec is not None
+    return {e["name"]: e["value"] for e in spec["containers"][0]["env"] if "value" in e}
+
+
+def option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_every_builtin_object_of_the_cluster_overlay_matches_the_kubernetes_schema(
+    cluster_objects: list[Obj],
+) -> None:
+    for obj in builtin(cluster_objects):
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_cluster_overlay_replaces_the_single_redis(cluster_objects: list[Obj], objects: list[Obj]) -> None:
+    kinds_and_names = {(o["kind"], o["metadata"]["name"]) for o in cluster_objects}
+    assert ("StatefulSet", "redis") not in kinds_and_names
+    assert ("Service", "redis") not in kinds_and_names
+    # Everything else of the base is still there.
+    base = {(o["kind"], o["metadata"]["name"]) for o in objects} - {("StatefulSet", "redis"), ("Service", "redis")}
+    assert base <= kinds_and_names
+
+
+def test_cluster_nodes_run_in_cluster_mode_with_an_append_only_file(cluster_objects: list[Obj]) -> None:
+    nodes = find(cluster_objects, "StatefulSet", "redis-cluster")
+    assert nodes["spec"]["replicas"] == 6
+    container = nodes["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert option(args, "--cluster-enabled") == "yes"
+    assert option(args, "--appendonly") == "yes"
+    assert option(args, "--dir") == "/data"
+    assert option(args, "--cluster-announce-hostname").endswith(
+        f".{nodes['spec']['serviceName']}.sandpit.svc.cluster.local"
+    )
+    assert {p["containerPort"] for p in container["ports"]} == {6379, 16379}
+    service = find(cluster_objects, "Service", nodes["spec"]["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"].items() <= nodes["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_create_job_joins_every_node_into_primaries_with_one_replica_each(cluster_objects: list[Obj]) -> None:
+    nodes = find(cluster_objects, "StatefulSet", "redis-cluster")
+    script = find(cluster_objects, "Job", "redis-cluster-create")["spec"]["template"]["spec"]["containers"][0]["args"][
+        0
+    ]
+    assert "--cluster create" in script and "--cluster-replicas 1" in script and "--cluster-yes" in script
+    numbers = " ".join(str(n) for n in range(nodes["spec"]["replicas"]))
+    assert f"for n in {numbers}; do" in script
+    assert f'$(getent hosts "{nodes["metadata"]["name"]}-$n.{nodes["spec"]["serviceName"]}.' in script
+
+
+def test_gateway_and_workers_use_one_queue_shard_per_primary(cluster_objects: list[Obj]) -> None:
+    nodes = find(cluster_objects, "StatefulSet", "redis-cluster")
+    primaries = nodes["spec"]["replicas"] // 2
+    for kind, name in (("Deployment", "gateway"), ("Deployment", "worker")):
+        env = container_env(cluster_objects, kind, name)
+        assert env["SANDPIT_REDIS_CLUSTER"] == "true"
+        assert int(env["SANDPIT_QUEUE_SHARDS"]) == primaries
+        assert env["REDIS_URL"] == f"redis://{nodes['spec']['serviceName']}.sandpit.svc.cluster.local:6379/0"
+        assert "SANDPIT_WORKER_CONCURRENCY" in env or name == "gateway", "the patch merges env, it does not replace it"
+
+
+def test_cluster_nodes_are_reachable_by_workers_each_other_and_the_create_job(cluster_objects: list[Obj]) -> None:
+    labels = find(cluster_objects, "StatefulSet", "redis-cluster")["spec"]["template"]["metadata"]["labels"]
+    egress = find(cluster_objects, "NetworkPolicy", "worker-egress-redis-only")["spec"]["egress"]
+    redis_rule = next(rule for rule in egress if rule["ports"][0]["port"] == 6379)
+    assert redis_rule["to"][0]["podSelector"]["matchLabels"].items() <= labels.items()
+    bus = find(cluster_objects, "NetworkPolicy", "redis-cluster-bus")
+    assert bus["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    peers, job = bus["spec"]["ingress"]
+    assert peers["from"][0]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert {p["port"] for p in peers["ports"]} == {6379, 16379}
+    job_labels = find(cluster_objects, "Job", "redis-cluster-create")["spec"]["template"]["metadata"]["labels"]
+    assert job["from"][0]["podSelector"]["matchLabels"].items() <= job_labels.items()
+
+
+def test_cluster_nodes_and_create_job_meet_pod_security_restricted(cluster_objects: list[Obj]) -> None:
+    for kind, name in (("StatefulSet", "redis-cluster"), ("Job", "redis-cluster-create")):
+        spec = pod_spec(find(cluster_objects, kind, name))
+        assert spec is not None
+        assert restricted_violations(spec) == set(), name
+
+
+def test_keda_watches_every_shard_stream_on_the_cluster(cluster_objects: list[Obj]) -> None:
+    env = container_env(cluster_objects, "Deployment", "worker")
+    keys = Keys(Settings().key_prefix, shards=int(env["SANDPIT_QUEUE_SHARDS"]), tagged=True)
+    triggers = find(cluster_objects, "ScaledObject", "worker")["spec"]["triggers"]
+    assert {t["type"] for t in triggers} == {"redis-cluster-streams"}
+    nodes = find(cluster_objects, "StatefulSet", "redis-cluster")
+    for trigger in triggers:
+        meta = trigger["metadata"]
+        addresses = [address.strip() for address in meta["addresses"].split(",")]
+        service = nodes["spec"]["serviceName"]
+        assert addresses == [f"{service}-{n}.{service}.sandpit.svc.cluster.local:6379" for n in range(6)]
+        if "consumerGroup" in meta:
+            assert meta["consumerGroup"] == keys.group
+    pending = sorted(t["metadata"]["stream"] for t in triggers if "consumerGroup" in t["metadata"])
+    backlog = sorted(t["metadata"]["stream"] for t in triggers if "streamLength" in t["metadata"])
+    assert pending == backlog == sorted(shard.jobs for shard in keys.all_shards)

@@ -63,9 +63,9 @@ def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack:
 
 
 @pytest.mark.xfail(
-    reason="known gap (issue 14): with 400 loops running, trivial calls here wait seconds, not under 2 s; "
-    "most of the wait is outside the zygote's run (new slots' namespaces joining cgroups, see "
-    "docs/reliability.md)",
+    reason="known gap (issue 14): with 400 loops running, trivial calls here wait seconds, not under 2 s: "
+    "the service's processes wait for a core beside the loops, new slots' cgroup attaches wait on RCU, "
+    "and the loops' own intake is seconds of CPU (docs/reliability.md)",
     strict=False,
 )
 def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: LocalStack) -> None:

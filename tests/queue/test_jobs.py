@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 from service.models import ExecuteRequest, ExecutionResult, Job, JobState, Limits, Status
 from service.queue.jobs import JobStore
+from service.queue.keys import new_job_id
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue
 
@@ -15,9 +15,10 @@ LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=
 
 
 def make_job() -> Job:
+    """A tracked job (as `/v1/jobs` makes): it has a record and may have watchers."""
     now = time.time()
     request = ExecuteRequest(language="python", code="print(1)")
-    return Job(id=uuid.uuid4().hex, request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60)
+    return Job(id=new_job_id(0, tracked=True), request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60)
 
 
 async def test_a_job_is_queued_then_running_then_done(queue: RedisQueue) -> None:

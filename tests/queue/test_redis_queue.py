@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
+from service.queue.keys import new_job_id
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue
 
@@ -17,7 +17,12 @@ def make_job(reply_to: str | None = None) -> Job:
     now = time.time()
     request = ExecuteRequest(language="python", code="print(1)")
     return Job(
-        id=uuid.uuid4().hex, request=request, limits=LIMITS, enqueued_at=now, start_by=now + 60, reply_to=reply_to
+        id=new_job_id(0, tracked=False),
+        request=request,
+        limits=LIMITS,
+        enqueued_at=now,
+        start_by=now + 60,
+        reply_to=reply_to,
     )
 
 
@@ -59,7 +64,7 @@ async def test_touched_job_is_not_reclaimed(queue: RedisQueue) -> None:
     await queue.enqueue(job)
     [claimed] = await queue.claim_jobs("busy-worker", 1, 100)
     await asyncio.sleep(0.15)
-    await queue.touch("busy-worker", [claimed.entry_id])
+    await queue.touch("busy-worker", [claimed])
     reclaimed = await queue.reclaim_stale("other-worker", 0.1, 10, max_attempts=3)
     assert reclaimed.claimed == [] and reclaimed.exhausted == []
 

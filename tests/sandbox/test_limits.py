@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from service.sandbox.limits import (
+    V1_SHARES,
     Budget,
     CgroupMount,
     CgroupV1Limiter,
@@ -123,6 +124,33 @@ def test_groups_are_made_once_and_removed_on_close() -> None:
     assert all((base / "slot-3").is_dir() for base in bases)
     limiter.close()
     assert not any(base.exists() for base in bases)
+
+
+@needs_cgroup_v1
+def test_a_demoted_group_keeps_a_small_weight_not_sched_idle() -> None:
+    """A call past its favoured CPU drops to the least cpu.shares and comes back to a peer's; it is never
+    made SCHED_IDLE (an idle call preempted in the kernel stalls RCU, and every cgroup attach with it)."""
+    limiter = choose_limiter("cgroup")
+    assert isinstance(limiter, CgroupV1Limiter)
+    try:
+        if "cpu" not in limiter.bases:
+            pytest.skip("no writable v1 cpu hierarchy here")
+        group = limiter.group("slot-0")
+        cpu = limiter.bases["cpu"] / "slot-0"
+        favoured, least = V1_SHARES
+        assert (cpu / "cpu.shares").read_text().strip() == str(favoured)
+        group.favour(False)
+        assert (cpu / "cpu.shares").read_text().strip() == str(least)
+        if (cpu / "cpu.idle").exists():
+            assert (cpu / "cpu.idle").read_text().strip() == "0"
+        group.favour(True)
+        assert (cpu / "cpu.shares").read_text().strip() == str(favoured)
+        # The CPU counter the sweeper reads through one open descriptor counts the call since `prepare`.
+        done = run_joined(limiter, BUDGET, "sum(range(5_000_000))")
+        assert done.returncode == 0, done.stderr
+        assert group.cpu_used_ms() > 10
+    finally:
+        limiter.close()
 
 
 @needs_cgroup_v1
