@@ -24,7 +24,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.asyncio.client import PubSub
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -117,12 +117,41 @@ POOL_WAIT_S = 30.0
 CLUSTER_POOL_SIZE = 1024
 
 
+# What redis-py 8.1's asyncio cluster client raises when a node's connection closes while it is being
+# opened (seen killing a primary mid-run: the writer is gone, or uvloop's transport is closed).
+TORN_CONNECTION = (AttributeError, RuntimeError)
+
+
+class FailoverCluster(RedisCluster):
+    """The cluster client, whose commands and pipelines say a connection torn by a failover as the lost
+    connection it is (RedisConnectionError), so callers answer 503 and retry instead of failing."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except TORN_CONNECTION as exc:
+            raise RedisConnectionError(f"cluster connection torn mid-command: {exc!r}") from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)
+        return FailoverPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py makes its own
+
+
+class FailoverPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except TORN_CONNECTION as exc:
+            raise RedisConnectionError(f"cluster connection torn mid-pipeline: {exc!r}") from exc
+
+
 def connect(target: Settings | str) -> Client:
     """The client gateway, worker, bench and tests use: a single Redis from a URL, or what `Settings`
     names (a Redis Cluster when `redis_cluster` is set; its URL names any one node)."""
     url = target if isinstance(target, str) else target.redis_url
     if not isinstance(target, str) and target.redis_cluster:
-        return RedisCluster.from_url(url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True)
+        return FailoverCluster.from_url(url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=POOL_SIZE,
