@@ -114,8 +114,10 @@ def test_gateway_and_workers_use_the_cluster_with_a_shard_per_primary(services: 
 def test_gateway_may_hold_many_connections(services: dict[str, Service]) -> None:
     for name in ("gateway", "gateway-cluster"):
         gateway = services[name]
-        assert gateway["ulimits"]["nofile"]["soft"] >= 50_000
         assert int(gateway["sysctls"]["net.core.somaxconn"]) >= 4096
+        # No fixed nofile: one above the engine's own hard limit stops the container from starting (seen:
+        # an engine with 20,000); the gateway raises its soft limit to the container's hard one itself.
+        assert "nofile" not in gateway.get("ulimits", {})
 
 
 def compose_command() -> list[str] | None:
