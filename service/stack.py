@@ -13,6 +13,7 @@ test that kills a process sees exactly what it did.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -55,10 +56,15 @@ CRASH_WINDOW_S = 60.0
 SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 
 
-def allow_open_files() -> int:
-    """Lift the soft RLIMIT_NOFILE to the hard limit and return it: every waiting call holds a socket,
-    and under the usual soft limit of 1024 the gateway would refuse (and reset) connections past ~1,000."""
+def allow_open_files(needed: int = 0) -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit (and, as root, both to `needed` when that is more)
+    and return the soft limit: every waiting call holds a socket, and under the usual soft limit of 1024
+    the gateway would refuse (and reset) connections past ~1,000. Children started later inherit it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and needed > hard:
+        with contextlib.suppress(ValueError, PermissionError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            return needed
     if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -32,7 +32,7 @@ from service.bench.procstat import Components, OrphanReaper, cpu_ms_per_call, cp
 from service.bench.redis_stats import RedisMeter, cost_per_call
 from service.bench.targets import check_targets
 from service.config import Settings
-from service.stack import LocalStack, free_port
+from service.stack import LocalStack, allow_open_files, free_port
 
 RESULTS_DIR = Path("benchmarks/results")
 SCRATCH_DIR = Path("benchmarks/scratch")
@@ -83,18 +83,6 @@ def plan(args: argparse.Namespace, features: set[str]) -> list[Scenario]:
         levels = args.sweep or (QUICK_SWEEP if args.quick else FULL_SWEEP)
         scenarios += [Scenario("sweep", workloads.TRIVIAL, level, duration) for level in levels]
     return scenarios
-
-
-def raise_open_files(needed: int) -> None:
-    """Lift RLIMIT_NOFILE (as root, also its hard limit) so that children started after us inherit it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = needed + OPEN_FILES_MARGIN
-    if soft >= want:
-        return
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, hard), max(want, hard)))
-    except (ValueError, PermissionError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def own_cpu_s() -> float:
@@ -277,7 +265,7 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     needed = max([*(args.sweep or FULL_SWEEP), args.hold_calls if "hold" in (args.scenario or ()) else 0])
-    raise_open_files(2 * needed)
+    allow_open_files(2 * needed + OPEN_FILES_MARGIN)
     machine = describe_machine()
     if args.url:
         records = asyncio.run(measure(args, Target(args.url, Components(dict(args.pid)), args.redis_url)))
