@@ -45,6 +45,7 @@ bench: deps venv tool-libs
 	$(BIN)/sandpit bench
 	$(BIN)/python -m service.bench.refusal
 	$(BIN)/python -m service.bench.forks
+	$(BIN)/python -m service.bench.queue_capacity
 
 bench-quick: deps venv
 	$(BIN)/sandpit bench --quick

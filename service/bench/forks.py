@@ -10,17 +10,15 @@ loopback only, bounded.
 
 from __future__ import annotations
 
-import datetime
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from service.bench.machine import describe_machine
+from service.bench.machine import describe_machine, save_results
 from service.config import load_settings
 from service.stack import LocalStack, free_port
 
@@ -85,11 +83,7 @@ def main() -> int:
         records = [measure(client, name, prefix) for name, prefix in PREFIXES.items()]
     for record in records:
         print(orjson.dumps(record).decode())
-    out = Path("benchmarks/results")
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    path = out / f"forks-{stamp}.json"
-    path.write_bytes(orjson.dumps({"machine": machine, "scenarios": records}, option=orjson.OPT_INDENT_2))
+    path = save_results("forks", machine, records)
     print(f"saved {path}", file=sys.stderr)
     return 0
 

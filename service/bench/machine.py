@@ -9,6 +9,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+RESULTS_DIR = Path("benchmarks/results")
+
 
 def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -46,3 +50,12 @@ def describe_machine() -> dict[str, Any]:
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "commit": _git_commit(),
     }
+
+
+def save_results(kind: str, machine: dict[str, Any], records: list[dict[str, Any]]) -> Path:
+    """Write `{machine, scenarios}` to benchmarks/results/<kind>-<UTC time>.json and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    path = RESULTS_DIR / f"{kind}-{stamp}.json"
+    path.write_bytes(orjson.dumps({"machine": machine, "scenarios": records}, option=orjson.OPT_INDENT_2))
+    return path

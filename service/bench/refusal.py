@@ -9,16 +9,14 @@ then sends `REFUSED_CALLS` calls one after another, each of which must come back
 from __future__ import annotations
 
 import asyncio
-import datetime
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from service.bench.machine import describe_machine
+from service.bench.machine import describe_machine, save_results
 from service.config import load_settings
 from service.stack import LocalStack, free_port
 
@@ -65,11 +63,7 @@ def main() -> int:
     with LocalStack(settings, workers=1, redis_url_given=False) as stack:
         record = asyncio.run(measure_refusals(stack.url))
     print(orjson.dumps(record).decode())
-    out = Path("benchmarks/results")
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    path = out / f"refusal-{stamp}.json"
-    path.write_bytes(orjson.dumps({"machine": machine, "scenarios": [record]}, option=orjson.OPT_INDENT_2))
+    path = save_results("refusal", machine, [record])
     print(f"saved {path}", file=sys.stderr)
     return 0 if record["errors"] == 0 else 1
 

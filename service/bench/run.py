@@ -27,14 +27,13 @@ from service.bench.arguments import DEFAULT_SCENARIOS
 from service.bench.bare import compare, measure_bare
 from service.bench.hold import hold_calls
 from service.bench.load import Outcome, closed_loop, latency_summary, open_pool
-from service.bench.machine import describe_machine
+from service.bench.machine import RESULTS_DIR, describe_machine
 from service.bench.procstat import Components, OrphanReaper, cpu_ms_per_call, cpu_spent
 from service.bench.redis_stats import RedisMeter, cost_per_call
 from service.bench.targets import check_targets
 from service.config import Settings
 from service.stack import LocalStack, allow_open_files, free_port
 
-RESULTS_DIR = Path("benchmarks/results")
 SCRATCH_DIR = Path("benchmarks/scratch")
 FULL_SWEEP = [10, 100, 1000, 10_000]
 QUICK_SWEEP = [10, 100]

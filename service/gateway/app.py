@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from service.gateway.openapi import declare_shared_answers
 from service.gateway.state import GatewayState
 from service.queue.admission import Admission
 from service.queue.jobs import JobStore
+from service.queue.keys import ShardTurns
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue, connect
 from service.tools.registry import load_tools, tool_pack_dirs
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
             tenants=tenants,
             admission=Admission(queue),
             tools=tool_registry,
-            shard_turns=itertools.cycle(range(settings.queue_shards)),
+            shard_turns=ShardTurns(settings.queue_shards),
         )
         await state.listener.start()
         app.state.gateway = state

@@ -1,6 +1,6 @@
 """Submitting jobs and waiting for their results: what every endpoint that runs code shares.
 
-A job is built from a validated request (`new_job`), given the next shard in turn, enqueued in one
+A job is built from a validated request (`new_job`), given a shard (`ShardTurns`), enqueued in one
 round trip, and awaited through the shared result listener while the client's connection is watched: a
 client that goes away has its job cancelled (`cancel.py`). Only tracked jobs (`/v1/jobs`, and calls with an
 `Idempotency-Key`) get a record in Redis; this gateway holds every other one itself. A caller that did not

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -12,6 +11,7 @@ from service.config import Settings
 from service.gateway.auth import Tenants
 from service.queue.admission import Admission
 from service.queue.jobs import JobStore
+from service.queue.keys import ShardTurns
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue
 from service.tools.registry import Tool
@@ -27,8 +27,8 @@ class GatewayState:
     tenants: Tenants
     admission: Admission
     tools: dict[str, Tool] = field(default_factory=dict)
-    # The shard each new job goes to: every shard in turn, so this gateway's calls spread evenly.
-    shard_turns: Iterator[int] = field(default_factory=lambda: itertools.cycle([0]))
+    # The shard each new job goes to: runs of jobs on each shard in turn (see `ShardTurns`).
+    shard_turns: Iterator[int] = field(default_factory=lambda: ShardTurns(1))
 
 
 async def gateway_state(request: Request) -> GatewayState:

@@ -3,11 +3,12 @@
 Jobs are stream entries read through one consumer group per shard, so an entry a worker has read stays
 in the group's pending list until that worker publishes its result. Running jobs are touched on every
 heartbeat; an entry nobody touched for `reclaim_idle_s` belongs to a dead worker and is claimed by a
-live one. A result is final when its SET NX wins: a Lua script stores it, acknowledges and deletes the
-entry and, only if it won, publishes it to the waiting gateway, so a job redelivered after a false alarm
-still has exactly one final result. The script touches only what the job has (a synchronous call has no
-record, watchers or retry count), and results finished together share one round trip: round trips,
-not commands, are most of what Redis spends per call.
+live one. A result is final when its SET NX wins. A tracked job's result goes through a Lua script that
+stores it, acknowledges and deletes the entry and, only if it won, publishes it to its record's
+watchers, so a job redelivered after a false alarm still has exactly one final result. A synchronous
+call's result (no record, no watchers) takes the same steps as plain commands, without the cost of a
+script (see `_add_plain_publish`). Round trips, not commands, are most of what Redis spends per call, so
+the jobs one process enqueues at the same moment share one, and so do results finished together.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from service.config import Settings
 from service.models import ExecutionResult, Job, JobRecord, JobState, Runtimes
+from service.queue.batching import Coalescer
 from service.queue.keys import Keys, ShardKeys, is_tracked
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ Client = aioredis.Redis | RedisCluster
 #       reply channel prefix (a watcher's channel is the prefix and its gateway id), tracked ('1': the
 #       job may have a record and watchers), reclaimed ('1': drop its retry count), PUBLISH or SPUBLISH.
 # Returns {1 if this result is the first (the final one), 1 if this acknowledged the entry}. Only what
-# the job has is touched: a synchronous call's costs SET, XACK, XDEL and one PUBLISH.
+# the job has is touched. A synchronous call's result takes plain commands instead (`_add_plain_publish`).
 PUBLISH_RESULT = """
 local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 local acked = 0
@@ -174,6 +176,7 @@ class RedisQueue:
         self._publish_sha = hashlib.sha1(PUBLISH_RESULT.encode()).hexdigest()
         # shard -> (when, depth) of the last depth this process read, for admission.
         self._depth_seen: dict[int, tuple[float, int]] = {}
+        self._enqueues = Coalescer(self._enqueue_batch, "enqueue")
 
     @classmethod
     def for_settings(cls, redis: Client, settings: Settings) -> RedisQueue:
@@ -192,10 +195,14 @@ class RedisQueue:
         return enqueued
 
     async def enqueue_many(self, jobs: list[Job], record_ttl_s: int = RECORD_TTL_S) -> list[Enqueued]:
-        """Add the jobs (and the `queued` records of tracked ones) in one round trip."""
-        shards = [self.keys.shard_of(job.id) for job in jobs]
+        """Add the jobs (and the `queued` records of tracked ones) in one round trip, shared with the
+        jobs other tasks of this process enqueue at the same moment."""
+        return await self._enqueues.submit_many([(job, record_ttl_s) for job in jobs])
+
+    async def _enqueue_batch(self, jobs: list[tuple[Job, int]]) -> list[Enqueued]:
+        shards = [self.keys.shard_of(job.id) for job, _ in jobs]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for job, shard in zip(jobs, shards, strict=True):
+            for (job, record_ttl_s), shard in zip(jobs, shards, strict=True):
                 if is_tracked(job.id):
                     record = JobRecord(state=JobState.queued, reply_to=job.reply_to)
                     pipe.set(shard.job(job.id), record.model_dump_json(exclude_none=True), ex=record_ttl_s)
@@ -204,7 +211,7 @@ class RedisQueue:
         for shard in shards:
             self._count_in(shard.index)
         entry_ids = iter(reply for reply in replies if not isinstance(reply, bool))
-        return [Enqueued(job, shard.index, next(entry_ids)) for job, shard in zip(jobs, shards, strict=True)]
+        return [Enqueued(job, shard.index, next(entry_ids)) for (job, _), shard in zip(jobs, shards, strict=True)]
 
     def _count_in(self, shard: int) -> None:
         seen = self._depth_seen.get(shard)
@@ -315,18 +322,83 @@ class RedisQueue:
         result of its job. The quota a counted job held is given back in a second one."""
         if not deliveries:
             return []
-        replies = await self._run_publish_scripts(deliveries, ttl_s)
+        replies = await self._publish_round_trip(deliveries, ttl_s)
         releases = [
             delivery.tenant
             for delivery, (_, acked) in zip(deliveries, replies, strict=True)
-            if delivery.tenant and int(acked) == 1
+            if delivery.tenant and acked
         ]
         if releases:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for tenant in releases:
                     pipe.hincrby(self.keys.in_flight, tenant, -1)
                 await pipe.execute()
-        return [bool(first) for first, _ in replies]
+        return [first for first, _ in replies]
+
+    async def _publish_round_trip(self, deliveries: list[Delivery], ttl_s: int) -> list[tuple[bool, bool]]:
+        """(first, acknowledged) for each delivery. A synchronous call's result (untracked, never
+        reclaimed) is published by plain commands, the others by the script."""
+        scripted = {index for index, delivery in enumerate(deliveries) if self._needs_script(delivery)}
+        spans: list[int] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for index, delivery in enumerate(deliveries):
+                if index in scripted:
+                    pipe.execute_command("EVALSHA", self._publish_sha, *self._publish_call(delivery, ttl_s))
+                    spans.append(1)
+                else:
+                    spans.append(self._add_plain_publish(pipe, delivery, ttl_s))
+            replies = await pipe.execute(raise_on_error=False)
+        answers: list[tuple[bool, bool]] = []
+        unscripted: list[int] = []
+        at = 0
+        for index, (delivery, span) in enumerate(zip(deliveries, spans, strict=True)):
+            reply, at = replies[at : at + span], at + span
+            if isinstance(reply[0], NoScriptError):
+                unscripted.append(index)  # NOSCRIPT means nothing ran: run it again below
+                answers.append((False, False))
+                continue
+            for error in reply:
+                if isinstance(error, Exception):
+                    raise error
+            if index in scripted:
+                answers.append((bool(reply[0][0]), bool(reply[0][1])))
+            else:
+                # SET NX answers True when it stored the result; XACK (if sent) 1 when it acknowledged.
+                answers.append((reply[0] is True, bool(delivery.entry_id) and int(reply[1]) == 1))
+        if unscripted:
+            rerun = await self._run_publish_scripts([deliveries[index] for index in unscripted], ttl_s)
+            for index, (first, acked) in zip(unscripted, rerun, strict=True):
+                answers[index] = (bool(first), bool(acked))
+        return answers
+
+    @staticmethod
+    def _needs_script(delivery: Delivery) -> bool:
+        """Whether publishing takes the script: a tracked job (record, watchers) or a reclaimed one (its
+        retry count)."""
+        return delivery.reclaimed or is_tracked(delivery.result.id)
+
+    def _add_plain_publish(self, pipe: Any, delivery: Delivery, ttl_s: int) -> int:
+        """Add a synchronous call's publishing to a pipeline: store the result unless one exists, ack and
+        delete the entry, tell the waiting gateway. Returns the number of commands added.
+
+        Unlike the script, the message goes out even when a result was already stored: only a job run
+        twice (redelivered after a false alarm) has two, and the gateway answers the first it hears and
+        ignores the other. Nobody else reads a synchronous call's stored result except that gateway, if
+        it missed the message. The result is stored before the entry is deleted, as `lost_among` needs.
+        """
+        job_id = delivery.result.id
+        shard = self.keys.shard_of(job_id)
+        raw = delivery.result.model_dump_json()
+        pipe.set(shard.result(job_id), raw, nx=True, ex=ttl_s)
+        commands = 1
+        if delivery.entry_id:
+            pipe.xack(shard.jobs, self.keys.group, delivery.entry_id)
+            pipe.xdel(shard.jobs, delivery.entry_id)
+            commands += 2
+        if delivery.reply_to:
+            self.add_publish(pipe, shard.reply_channel(delivery.reply_to), raw)
+            commands += 1
+        return commands
 
     async def _run_publish_scripts(self, deliveries: list[Delivery], ttl_s: int) -> list[list[int]]:
         calls = [self._publish_call(delivery, ttl_s) for delivery in deliveries]

@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 from service import logs, metrics
 from service.config import Settings
 from service.models import ExecutionResult, Status
+from service.queue.batching import Coalescer
 from service.queue.errors import REDIS_DOWN
 from service.queue.redis_queue import Claimed, Delivery, RedisQueue
 from service.queue.stats import report_slots
@@ -53,38 +54,22 @@ class Outbox:
         self.queue = queue
         self.ttl_s = ttl_s
         self.stopping = stopping
-        self._pending: list[tuple[Delivery, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._batches = Coalescer(self._send, "outbox")
 
     async def publish(self, delivery: Delivery) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append((delivery, done))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush(), name="outbox")
-        await done
+        await self._batches.submit_many([delivery])
 
-    async def _flush(self) -> None:
-        while self._pending:
-            # One turn for the other jobs finishing now to join this batch.
-            await asyncio.sleep(0)
-            batch, self._pending = self._pending, []
-            try:
-                await self._send([delivery for delivery, _ in batch])
-            finally:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-
-    async def _send(self, deliveries: list[Delivery]) -> None:
+    async def _send(self, deliveries: list[Delivery]) -> list[None]:
         while True:
             try:
                 await self.queue.deliver(deliveries, self.ttl_s)
-                return
+                break
             except REDIS_DOWN as exc:
                 if self.stopping.is_set():
                     log.error("could not publish %d result(s) before stopping: %s", len(deliveries), exc)
-                    return
+                    break
                 await asyncio.sleep(RETRY_DELAY_S)
+        return [None] * len(deliveries)
 
 
 class Worker:

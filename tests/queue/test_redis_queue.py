@@ -8,7 +8,7 @@ import time
 from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
 from service.queue.keys import new_job_id
 from service.queue.listener import ResultListener
-from service.queue.redis_queue import RedisQueue
+from service.queue.redis_queue import Delivery, RedisQueue
 
 LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=1, compile_memory_mb=64)
 
@@ -111,3 +111,61 @@ async def test_listener_recovers_results_published_while_it_was_away(queue: Redi
         assert ExecutionResult.model_validate_json(raw).stdout == "late"
     finally:
         await listener.stop()
+
+
+async def evalsha_calls(queue: RedisQueue) -> int:
+    stats = await queue.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_a_synchronous_calls_result_is_stored_acked_and_heard_without_a_script(queue: RedisQueue) -> None:
+    listener = ResultListener(queue, "gw")
+    await listener.start()
+    try:
+        job = make_job(reply_to="gw")
+        job.tenant = "t1"
+        await queue.redis.hincrby(queue.keys.in_flight, "t1", 1)
+        await queue.enqueue(job)
+        [claimed] = await queue.claim_jobs("w1", 1, 100)
+        future = listener.expect(job.id)
+        scripts = await evalsha_calls(queue)
+        result = ExecutionResult(id=job.id, status=Status.ok, stdout="2\n")
+        assert await queue.publish_result(result, job, claimed.entry_id, 60) is True
+        assert ExecutionResult.model_validate_json(await asyncio.wait_for(future, 5)).stdout == "2\n"
+        assert await evalsha_calls(queue) == scripts
+        assert await queue.get_raw_results([job.id]) == [result.model_dump_json().encode()]
+        assert await queue.depth() == 0
+        assert await queue.redis.xpending(queue.keys.jobs, queue.keys.group) == {
+            "pending": 0,
+            "min": None,
+            "max": None,
+            "consumers": [],
+        }
+        # The quota comes back once, from the publish that acknowledged the entry.
+        late = ExecutionResult(id=job.id, status=Status.ok, stdout="late\n")
+        assert await queue.publish_result(late, job, claimed.entry_id, 60) is False
+        assert int(await queue.redis.hget(queue.keys.in_flight, "t1")) == 0
+    finally:
+        await listener.stop()
+
+
+async def test_a_reclaimed_synchronous_call_still_drops_its_retry_count(queue: RedisQueue) -> None:
+    job = make_job(reply_to="gw")
+    await queue.enqueue(job)
+    await queue.claim_jobs("dead-worker", 1, 100)
+    await asyncio.sleep(0.15)
+    [claimed] = (await queue.reclaim_stale("live-worker", 0.1, 10, max_attempts=5)).claimed
+    assert claimed.reclaimed and await queue.redis.hget(queue.keys.shard(0).attempts, job.id) == b"1"
+    result = ExecutionResult(id=job.id, status=Status.ok)
+    delivery = Delivery(result, job.reply_to, claimed.entry_id, reclaimed=claimed.reclaimed)
+    assert await queue.deliver([delivery], 60) == [True]
+    assert await queue.redis.hget(queue.keys.shard(0).attempts, job.id) is None
+
+
+async def test_jobs_enqueued_at_the_same_moment_each_get_their_own_entry(queue: RedisQueue) -> None:
+    jobs = [make_job() for _ in range(20)]
+    enqueued = await asyncio.gather(*(queue.enqueue(job) for job in jobs))
+    assert [item.job for item in enqueued] == jobs
+    assert len({item.entry_id for item in enqueued}) == len(jobs)
+    claimed = await queue.claim_jobs("w1", 100, 100)
+    assert {item.entry_id: item.job.id for item in claimed} == {item.entry_id: item.job.id for item in enqueued}

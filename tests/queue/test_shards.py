@@ -4,7 +4,9 @@ shard on its own slot, one final result under a race, quotas across shards, lost
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections import Counter
 
 import pytest
 from pydantic import ValidationError
@@ -15,7 +17,7 @@ from service.config import Settings
 from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
 from service.queue.admission import Admission, Refusal
 from service.queue.health import worker_on_host_is_live
-from service.queue.keys import Keys, as_tracked, is_tracked, new_job_id, shard_tag
+from service.queue.keys import Keys, ShardTurns, as_tracked, is_tracked, new_job_id, shard_tag
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import Delivery, RedisQueue, connect
 from tests.cluster_fixture import LocalCluster
@@ -46,6 +48,20 @@ def test_a_malformed_job_id_still_maps_to_one_shard(job_id: str) -> None:
     keys = Keys("sandpit", shards=3, tagged=True)
     assert keys.shard_of(job_id) == keys.shard_of(job_id)
     assert 0 <= keys.shard_of(job_id).index < 3
+
+
+@pytest.mark.parametrize("shards", [1, 3, 5])
+def test_shard_turns_send_runs_of_jobs_to_each_shard_in_turn(shards: int) -> None:
+    turns = ShardTurns(shards, run=8)
+    sent = [next(turns) for _ in range(8 * shards * 10)]
+    assert Counter(sent) == {shard: 80 for shard in range(shards)}
+    changes = [i for i in range(1, len(sent)) if sent[i] != sent[i - 1]]
+    assert all(later - earlier == 8 for earlier, later in itertools.pairwise(changes))
+    assert all(sent[i] == (sent[i - 1] + 1) % shards for i in changes)
+
+
+def test_shard_turns_start_anywhere() -> None:
+    assert {next(ShardTurns(3, run=1)) for _ in range(200)} == {0, 1, 2}
 
 
 def test_shard_count_is_validated() -> None:
