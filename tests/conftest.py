@@ -22,16 +22,21 @@ from service.stack import LocalStack, free_port
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A private redis-server for tests that talk to the queue directly."""
+def redis_server() -> Iterator[Path]:
+    """A private redis-server for tests that talk to the queue directly, on a loopback port and a Unix
+    socket; yields its directory, which holds `port` and `redis.sock`."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="sandpit-test-redis-"))
+    unix_socket = workdir / "redis.sock"
     server = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir), "--save", ""],
+        [
+            *("redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir), "--save", ""),
+            *("--unixsocket", str(unix_socket), "--unixsocketperm", "700"),
+        ],
         stdout=subprocess.DEVNULL,
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    (workdir / "port").write_text(str(port))
+    client = redis.Redis(host="127.0.0.1", port=port)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -41,10 +46,20 @@ def redis_url() -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    yield url
+    yield workdir
     server.terminate()
     server.wait(10)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: Path) -> str:
+    return f"redis://127.0.0.1:{(redis_server / 'port').read_text()}/0"
+
+
+@pytest.fixture(scope="session")
+def redis_unix_url(redis_server: Path) -> str:
+    return f"unix://{redis_server / 'redis.sock'}?db=0"
 
 
 @pytest.fixture(scope="session")

@@ -154,12 +154,10 @@ def connect(target: Settings | str) -> Client:
     url = target if isinstance(target, str) else target.redis_url
     if not isinstance(target, str) and target.redis_cluster:
         return FailoverCluster.from_url(url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True)
+    # A Unix socket (a Redis on the same host, as `sandpit up` runs it) has no TCP keep-alive to ask for.
+    keepalive = {} if url.startswith("unix:") else {"socket_keepalive": True}
     pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=POOL_SIZE,
-        timeout=POOL_WAIT_S,
-        health_check_interval=30,
-        socket_keepalive=True,
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, health_check_interval=30, **keepalive
     )
     return aioredis.Redis(connection_pool=pool)
 

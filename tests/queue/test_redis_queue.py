@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
 from service.queue.keys import new_job_id
 from service.queue.listener import ResultListener
-from service.queue.redis_queue import Delivery, RedisQueue
+from service.queue.redis_queue import Delivery, RedisQueue, connect
 
 LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=1, compile_memory_mb=64)
 
@@ -169,3 +170,17 @@ async def test_jobs_enqueued_at_the_same_moment_each_get_their_own_entry(queue: 
     assert len({item.entry_id for item in enqueued}) == len(jobs)
     claimed = await queue.claim_jobs("w1", 100, 100)
     assert {item.entry_id: item.job.id for item in claimed} == {item.entry_id: item.job.id for item in enqueued}
+
+
+async def test_a_redis_on_a_unix_socket_carries_the_queue(redis_unix_url: str) -> None:
+    client = connect(redis_unix_url)
+    try:
+        queue = RedisQueue(client, f"unix{uuid.uuid4().hex[:8]}")
+        await queue.ensure_group()
+        job = make_job()
+        await queue.enqueue(job)
+        [claimed] = await queue.claim_jobs("w1", 1, 100)
+        assert claimed.job == job
+    finally:
+        await client.aclose()
+        await client.connection_pool.disconnect()
