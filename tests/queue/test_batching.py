@@ -27,6 +27,17 @@ class Recorder:
         return [item * 10 for item in items]
 
 
+async def held_batch(item: int) -> tuple[Recorder, Coalescer[int, int], asyncio.Task[list[int]]]:
+    """A coalescer whose first batch, of `item` alone, is out and held until `recorder.release` is set."""
+    recorder = Recorder()
+    recorder.release.clear()
+    batches = Coalescer(recorder.send, "test")
+    first = asyncio.create_task(batches.submit_many([item]))
+    while not recorder.batches:
+        await asyncio.sleep(0)
+    return recorder, batches, first
+
+
 async def test_callers_of_the_same_moment_share_one_batch_and_get_their_own_answers() -> None:
     recorder = Recorder()
     batches = Coalescer(recorder.send, "test")
@@ -36,12 +47,7 @@ async def test_callers_of_the_same_moment_share_one_batch_and_get_their_own_answ
 
 
 async def test_callers_arriving_while_a_batch_is_out_go_together_in_the_next() -> None:
-    recorder = Recorder()
-    recorder.release.clear()
-    batches = Coalescer(recorder.send, "test")
-    first = asyncio.create_task(batches.submit_many([1]))
-    while not recorder.batches:
-        await asyncio.sleep(0)
+    recorder, batches, first = await held_batch(1)
     later = [asyncio.create_task(batches.submit_many([i])) for i in (2, 3, 4)]
     await asyncio.sleep(0.01)
     assert recorder.batches == [[1]]  # one batch at a time
@@ -83,12 +89,7 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_answers() -> None:
 
 
 async def test_stopping_the_sender_cancels_everyone_still_waiting() -> None:
-    recorder = Recorder()
-    recorder.release.clear()
-    batches = Coalescer(recorder.send, "test")
-    out = asyncio.create_task(batches.submit_many([1]))
-    while not recorder.batches:
-        await asyncio.sleep(0)
+    _, batches, out = await held_batch(1)
     queued = asyncio.create_task(batches.submit_many([2]))
     await asyncio.sleep(0)
     assert batches._sending is not None
