@@ -26,7 +26,7 @@ from service.models import ExecutionResult, Job, StageResult, Status
 from service.sandbox.bwrap import BwrapProfile, write_etc
 from service.sandbox.compile_cache import CompileCache, compile_key
 from service.sandbox.files import fetch_files, write_files
-from service.sandbox.limits import Budget, CallUsage, LimitMode, SlotGroup, choose_limiter
+from service.sandbox.limits import Budget, CallUsage, LimitMode, SlotGroup, Standing, choose_limiter
 from service.sandbox.process import Confinement, ProcessOutcome, run_process
 from service.sandbox.workspaces import Workspaces, remove_stale
 from service.sandbox.zygote import Zygote, ZygoteFailed, ZygotePool
@@ -46,8 +46,9 @@ COMPILE_OUTPUT_CAP = 64 * 1024
 # must not be demoted behind the loops.
 FAVOURED_CPU_MS = 8.0
 SWEEP_S = 0.05
-# How long before its deadline a call's group is favoured again: the slot's init, which shares the
-# group, must wake on time to kill the call, not wait for its turn among hundreds of demoted groups.
+# How long before its deadline a call's group is raised to the ending weight: the slot's init, which
+# shares the group, must wake on time to kill the call, not wait for its turn among hundreds of demoted
+# groups (and not full weight: hundreds of loops ending together would crowd out the young calls).
 PROMOTE_EARLY_S = 0.03
 BWRAP_FAILED = 1
 # What a program prints when the address-space limit refused it memory (Python, C++, bash/glibc):
@@ -185,7 +186,7 @@ class Sandbox:
             for slot, group in list(self.favoured.items()):
                 with contextlib.suppress(OSError):
                     if group.cpu_used_ms() > FAVOURED_CPU_MS:
-                        group.favour(False)
+                        group.weigh(Standing.long)
                         del self.favoured[slot]
 
     async def start(self) -> None:
@@ -335,8 +336,8 @@ class Sandbox:
         group = self.limiter.group(group_name(slot, zygote.spec.name if zygote is not None else COLD))
         group.prepare(budget)
         join_fds = group.join_fds()
-        # Favoured by the CPU scheduler until it has used FAVOURED_CPU_MS (the sweeper then lowers it),
-        # and again just before its deadline, when the slot's init must kill it promptly.
+        # Young (favoured by the CPU scheduler) until it has used FAVOURED_CPU_MS (the sweeper then lowers
+        # it), raised again just before its deadline, when the slot's init must kill it promptly.
         self.favoured[slot] = group
         promote_in = max(0.0, timeout_s - PROMOTE_EARLY_S)
         promote = asyncio.get_running_loop().call_later(promote_in, self._promote, slot, group)
@@ -348,15 +349,15 @@ class Sandbox:
         finally:
             self.favoured.pop(slot, None)
             promote.cancel()
-            group.favour(True)
+            group.weigh(Standing.young)
             close_all(join_fds)
         usage = group.usage()
         return to_stage(outcome, usage, classify(outcome, usage, strict_output))
 
     def _promote(self, slot: int, group: SlotGroup) -> None:
-        """At the call's deadline: full weight again, for good, so its init kills it promptly."""
+        """Near the call's deadline: enough weight, for good, that its init kills it promptly."""
         self.favoured.pop(slot, None)
-        group.favour(True)
+        group.weigh(Standing.ending)
 
     async def _launch(
         self,

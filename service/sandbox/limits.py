@@ -27,7 +27,7 @@ import os
 import resource
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -38,11 +38,6 @@ V1_CONTROLLERS = ("memory", "pids", "cpuacct")
 # Used when writable: the calls' CPU shares (the niceness of calls alone gives way under hundreds).
 V1_OPTIONAL = ("cpu",)
 V2_CONTROLLERS = ("memory", "pids", "cpu")
-# A call's CPU weight among the other calls (the sandbox group as a whole weighs as one of the worker's
-# processes): favoured, then the least. (Tried: the extremes of the ranges, 262144 and 2, changed
-# nothing measurable with 400 loops; the wait there is elsewhere, see docs/reliability.md.)
-V1_SHARES = (1024, 8)
-V2_WEIGHTS = (100, 1)
 UNLIMITED = resource.RLIM_INFINITY
 # The fallback's arenas: glibc otherwise reserves 64 MiB of address space per thread's arena.
 MALLOC_ARENAS = "2"
@@ -54,6 +49,25 @@ class LimitMode(StrEnum):
     cgroup_v2 = "cgroup_v2"
     cgroup_v1 = "cgroup_v1"
     rlimit = "rlimit"
+
+
+class Standing(Enum):
+    """Where a call stands among the other calls, which sets its group's CPU weight."""
+
+    # Has used little CPU yet: favoured, so that a short call among hundreds of long ones runs at once.
+    young = "young"
+    # Has used its favoured share: the least.
+    long = "long"
+    # Its deadline is near: enough for the slot's init (which shares the group) to wake and kill it on
+    # time, without making the dying loops the equals of young calls again.
+    ending = "ending"
+
+
+# A call's CPU weight among the other calls, by its standing. (Tried: the extremes of the ranges, 262144
+# and 2, changed nothing measurable with 400 loops, and a demoted call's 2 starved the trivial calls
+# that a busy machine pushed past their favoured share.)
+V1_SHARES = {Standing.young: 1024, Standing.ending: 64, Standing.long: 8}
+V2_WEIGHTS = {Standing.young: 100, Standing.ending: 6, Standing.long: 1}
 
 
 @dataclass(frozen=True)
@@ -104,10 +118,8 @@ class SlotGroup(ABC):
     def usage(self) -> CallUsage:
         """What the call used since `prepare`, once all of its processes are gone."""
 
-    def favour(self, favoured: bool) -> None:
-        """The group's CPU weight: favoured (a peer's) while its call is young, least once it has used
-        some CPU, so that a short call among hundreds of looping ones gets the CPU at once. No-op
-        without a CPU controller."""
+    def weigh(self, standing: Standing) -> None:
+        """The group's CPU weight for its call's standing. No-op without a CPU controller."""
         return None
 
     def cpu_used_ms(self) -> float:
@@ -282,23 +294,24 @@ class CpuWeight:
     Not `cpu.idle`: SCHED_IDLE calls preempted inside the kernel hold up RCU grace periods, and with
     them every cgroup attach of the machine (seen: one new process per second among 400 idle loops)."""
 
-    def __init__(self, path: Path, favoured: int, least: int) -> None:
+    def __init__(self, path: Path, weights: dict[Standing, int]) -> None:
         self.path = path
-        self.values = {True: str(favoured), False: str(least)}
-        # A new group has the default weight: start it favoured.
-        self.favoured: bool | None = False
-        self.set(True)
+        self.values = {standing: str(weight) for standing, weight in weights.items()}
+        # A new group has the default weight: start it young.
+        self.written: str | None = ""
+        self.set(Standing.young)
 
-    def set(self, favoured: bool) -> None:
-        if self.favoured is None or favoured == self.favoured:
+    def set(self, standing: Standing) -> None:
+        value = self.values[standing]
+        if self.written is None or value == self.written:
             return
         try:
-            write(self.path, self.values[favoured])
+            write(self.path, value)
         except OSError:
             # No CPU controller here after all: niceness alone shares the CPU.
-            self.favoured = None
+            self.written = None
             return
-        self.favoured = favoured
+        self.written = value
 
 
 class V1Group(SlotGroup):
@@ -312,7 +325,7 @@ class V1Group(SlotGroup):
         self.max_usage_file = str(memory / "memory.max_usage_in_bytes")
         self.oom_file = str(memory / "memory.oom_control")
         self.cpu = CpuCounter(dirs["cpuacct"] / "cpuacct.usage")
-        self.weight: CpuWeight | None = CpuWeight(dirs["cpu"] / "cpu.shares", *V1_SHARES) if "cpu" in dirs else None
+        self.weight: CpuWeight | None = CpuWeight(dirs["cpu"] / "cpu.shares", V1_SHARES) if "cpu" in dirs else None
         self.has_memsw = (memory / "memory.memsw.limit_in_bytes").exists()
         self.limits: tuple[int, int] | None = None
         self.cpu_ns = 0
@@ -344,9 +357,9 @@ class V1Group(SlotGroup):
     def join_fds(self) -> list[int]:
         return [open_procs(path) for path in self.join_dirs]
 
-    def favour(self, favoured: bool) -> None:
+    def weigh(self, standing: Standing) -> None:
         if self.weight is not None:
-            self.weight.set(favoured)
+            self.weight.set(standing)
 
     def cpu_used_ms(self) -> float:
         return (self.cpu.read() - self.cpu_ns) / 1e6
@@ -414,7 +427,7 @@ class V2Group(SlotGroup):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.limits: tuple[int, int] | None = None
-        self.weight = CpuWeight(path / "cpu.weight", *V2_WEIGHTS)
+        self.weight = CpuWeight(path / "cpu.weight", V2_WEIGHTS)
         self.cpu = CpuCounter(path / "cpu.stat", "usage_usec")
         self.current_file = str(path / "memory.current")
         self.events_file = str(path / "memory.events")
@@ -450,8 +463,8 @@ class V2Group(SlotGroup):
     def join_fds(self) -> list[int]:
         return [open_procs(self.path)]
 
-    def favour(self, favoured: bool) -> None:
-        self.weight.set(favoured)
+    def weigh(self, standing: Standing) -> None:
+        self.weight.set(standing)
 
     def cpu_used_ms(self) -> float:
         return (self.cpu.read() - self.cpu_us) / 1000

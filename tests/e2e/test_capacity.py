@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 
-import httpx
+import aiohttp
 import pytest
 
 from service.config import Settings, default_concurrency
@@ -37,13 +37,21 @@ def test_the_default_slot_count_is_far_above_the_cores() -> None:
     assert Settings().worker_concurrency == default_concurrency()
 
 
-async def run_code(client: httpx.AsyncClient, code: str, run_timeout: float, wait_s: float) -> tuple[dict, float]:
+def client(stack: LocalStack, connections: int) -> aiohttp.ClientSession:
+    """The test's HTTP client. It runs on the same two cores as the service, so it must be cheap:
+    httpx's pool spent 12-23 s of CPU on the 800 calls of the mixed test (its bookkeeping grows with the
+    square of the open connections), CPU the service then lacked; aiohttp spends about 0.5 s."""
+    return aiohttp.ClientSession(base_url=stack.url, connector=aiohttp.TCPConnector(limit=connections))
+
+
+async def run_code(session: aiohttp.ClientSession, code: str, run_timeout: float, wait_s: float) -> tuple[dict, float]:
     """One SandboxFusion-style call; the client gives up after `wait_s`, as an RL client's timeout would."""
     started = time.perf_counter()
     body = {"code": code, "language": "python", "run_timeout": run_timeout, "compile_timeout": 10}
-    response = await client.post("/run_code", json=body, timeout=wait_s)
-    response.raise_for_status()
-    return response.json(), time.perf_counter() - started
+    async with session.post("/run_code", json=body, timeout=aiohttp.ClientTimeout(total=wait_s)) as response:
+        response.raise_for_status()
+        answer = await response.json()
+    return answer, time.perf_counter() - started
 
 
 def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack: LocalStack) -> None:
@@ -51,9 +59,8 @@ def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack:
     each waiting at most compile + run + 10 = 30 s. Two at a time (one per core) would take 500 s."""
 
     async def batch() -> list[tuple[dict, float]]:
-        limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(base_url=roomy_stack.url, limits=limits) as client:
-            return await asyncio.gather(*(run_code(client, LOOP, 10, 30) for _ in range(100)))
+        async with client(roomy_stack, 200) as session:
+            return await asyncio.gather(*(run_code(session, LOOP, 10, 30) for _ in range(100)))
 
     answers = asyncio.run(batch())
     assert len(answers) == 100
@@ -63,9 +70,10 @@ def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack:
 
 
 @pytest.mark.xfail(
-    reason="known gap (issue 14): with 400 loops running, trivial calls here wait seconds, not under 2 s: "
-    "the service's processes wait for a core beside the loops, new slots' cgroup attaches wait on RCU, "
-    "and the loops' own intake is seconds of CPU (docs/reliability.md)",
+    reason="known gap (issue 14): with 400 loops running, trivial calls here answer right but take 1-6 s at "
+    "p50 and 3-9 s at p99 (warm or new slots), not under 2 s: the slot inits and the service wait for a core "
+    "among hundreds of groups, the 512 slots fill up, and the loops' first favoured milliseconds add up to "
+    "seconds (docs/reliability.md)",
     strict=False,
 )
 def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: LocalStack) -> None:
@@ -74,12 +82,11 @@ def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: Local
     p99 under 2 s."""
 
     async def mixed() -> tuple[list[tuple[dict, float]], list[tuple[dict, float]]]:
-        limits = httpx.Limits(max_connections=1000)
-        async with httpx.AsyncClient(base_url=roomy_stack.url, limits=limits) as client:
-            loops = [asyncio.create_task(run_code(client, LOOP, 2, 60)) for _ in range(400)]
+        async with client(roomy_stack, 1000) as session:
+            loops = [asyncio.create_task(run_code(session, LOOP, 2, 60)) for _ in range(400)]
             trivial = []
             for _ in range(40):
-                trivial += [asyncio.create_task(run_code(client, TRIVIAL, 2, 60)) for _ in range(10)]
+                trivial += [asyncio.create_task(run_code(session, TRIVIAL, 2, 60)) for _ in range(10)]
                 await asyncio.sleep(0.1)
             return await asyncio.gather(*loops), await asyncio.gather(*trivial)
 

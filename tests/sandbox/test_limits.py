@@ -21,6 +21,7 @@ from service.sandbox.limits import (
     Limiter,
     LimitMode,
     RlimitLimiter,
+    Standing,
     cgroup_mounts,
     choose_limiter,
     own_cgroups,
@@ -128,8 +129,9 @@ def test_groups_are_made_once_and_removed_on_close() -> None:
 
 @needs_cgroup_v1
 def test_a_demoted_group_keeps_a_small_weight_not_sched_idle() -> None:
-    """A call past its favoured CPU drops to the least cpu.shares and comes back to a peer's; it is never
-    made SCHED_IDLE (an idle call preempted in the kernel stalls RCU, and every cgroup attach with it)."""
+    """A call past its favoured CPU drops to the least cpu.shares, near its deadline rises to the ending
+    weight, and its next call starts at a peer's again; it is never made SCHED_IDLE (an idle call
+    preempted in the kernel stalls RCU, and every cgroup attach with it)."""
     limiter = choose_limiter("cgroup")
     assert isinstance(limiter, CgroupV1Limiter)
     try:
@@ -137,14 +139,15 @@ def test_a_demoted_group_keeps_a_small_weight_not_sched_idle() -> None:
             pytest.skip("no writable v1 cpu hierarchy here")
         group = limiter.group("slot-0")
         cpu = limiter.bases["cpu"] / "slot-0"
-        favoured, least = V1_SHARES
-        assert (cpu / "cpu.shares").read_text().strip() == str(favoured)
-        group.favour(False)
-        assert (cpu / "cpu.shares").read_text().strip() == str(least)
+        assert (cpu / "cpu.shares").read_text().strip() == str(V1_SHARES[Standing.young])
+        group.weigh(Standing.long)
+        assert (cpu / "cpu.shares").read_text().strip() == str(V1_SHARES[Standing.long])
         if (cpu / "cpu.idle").exists():
             assert (cpu / "cpu.idle").read_text().strip() == "0"
-        group.favour(True)
-        assert (cpu / "cpu.shares").read_text().strip() == str(favoured)
+        group.weigh(Standing.ending)
+        assert (cpu / "cpu.shares").read_text().strip() == str(V1_SHARES[Standing.ending])
+        group.weigh(Standing.young)
+        assert (cpu / "cpu.shares").read_text().strip() == str(V1_SHARES[Standing.young])
         # The CPU counter the sweeper reads through one open descriptor counts the call since `prepare`.
         done = run_joined(limiter, BUDGET, "sum(range(5_000_000))")
         assert done.returncode == 0, done.stderr
