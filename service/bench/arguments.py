@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SCENARIOS = ("trivial_python", "numpy_sympy", "cpu_50ms", "cpp_hello", "math_verify", "sweep", "judge", "batch", "hold")
+SCENARIOS = (
+    *("trivial_python", "numpy_sympy", "numpy_sympy_simplify", "cpu_50ms", "cpp_hello", "math_verify"),
+    *("sweep", "judge", "batch", "hold"),
+)
 DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "hold")
 
 

@@ -64,6 +64,7 @@ def plan(args: argparse.Namespace, features: set[str]) -> list[Scenario]:
     fixed: list[tuple[str, workloads.Workload, list[int]]] = [
         ("trivial_python", workloads.TRIVIAL, [1, loaded]),
         ("numpy_sympy", workloads.NUMPY_SYMPY, [1, loaded]),
+        ("numpy_sympy_simplify", workloads.NUMPY_SYMPY_SIMPLIFY, [1, loaded]),
         ("cpu_50ms", workloads.CPU_50MS, [1, 8]),
         ("cpp_hello", workloads.CPP_HELLO, [1, 4]),
         ("math_verify", workloads.MATH_VERIFY, [1, 4]),

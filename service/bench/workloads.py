@@ -56,6 +56,8 @@ TRIVIAL_CODE = "print(1+1)"
 NUMPY_SYMPY_CODE = (
     "import numpy, sympy\nx = sympy.Symbol('x')\nprint(int(numpy.arange(10).sum()), sympy.factor(x**2 - 1))\n"
 )
+# The design brief's heavy call: numpy and sympy imported, sympy.simplify on a parsed string.
+NUMPY_SYMPY_SIMPLIFY_CODE = "import numpy as np, sympy as sp; print(int(np.arange(10).sum()), sp.simplify('x+x'))\n"
 # Busy for 50 ms of CPU time, not wall time, so a loaded machine does not shorten the work.
 CPU_50MS_CODE = (
     "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.05:\n    pass\nprint('done')\n"
@@ -64,11 +66,14 @@ CPP_HELLO_CODE = '#include <cstdio>\nint main() { std::puts("hello"); }\n'
 
 TRIVIAL = python("trivial_python", TRIVIAL_CODE, "2\n")
 NUMPY_SYMPY = python("numpy_sympy", NUMPY_SYMPY_CODE, "45 (x - 1)*(x + 1)\n")
+NUMPY_SYMPY_SIMPLIFY = python("numpy_sympy_simplify", NUMPY_SYMPY_SIMPLIFY_CODE, "45 2*x\n")
 CPU_50MS = python("cpu_50ms", CPU_50MS_CODE, "done\n")
 CPP_HELLO = Workload("cpp_hello", {"language": "cpp", "code": CPP_HELLO_CODE}, expect_stdout("hello\n"))
 
 # Code that the bare baseline runs too, to compare the service with `python3 -c CODE`.
-BARE_COMPARABLE = {workload.name: workload.body["code"] for workload in (TRIVIAL, NUMPY_SYMPY, CPU_50MS)}
+BARE_COMPARABLE = {
+    workload.name: workload.body["code"] for workload in (TRIVIAL, NUMPY_SYMPY, NUMPY_SYMPY_SIMPLIFY, CPU_50MS)
+}
 
 # A C++ solution judged against 20 cases: the shape of a competitive-programming reward call.
 JUDGE_CODE = "#include <iostream>\nint main() { long a, b; std::cin >> a >> b; std::cout << a + b << '\\n'; }\n"

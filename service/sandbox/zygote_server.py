@@ -8,9 +8,9 @@ serves every slot of its worker at once; its processes, per slot that has had a 
     zygote ── A: made a new pid and mount namespace with the slot's workspace at /workspace (and
               │  /slots gone), waits for G; dies with the zygote
               └─ G: pid 1 of that namespace for the slot's calls, one after another; own /proc
-                 └─ H: one per call, forked by G *before* the call arrives. When it comes, H enters
-                       its own mount and ipc namespaces (a fresh /tmp), takes the call's
-                       stdin/stdout/stderr and limits, drops every capability, loads the seccomp
+                 └─ H: one per call, forked by G *before* the call arrives; while it waits it
+                       enters its own mount and ipc namespaces (a fresh /tmp). When the call comes, H takes
+                       its stdin/stdout/stderr and limits, drops every capability, loads the seccomp
                        filter and runs the program (Python in-process from the warm image, anything
                        else by exec)
 
@@ -72,7 +72,7 @@ MAX_MESSAGE, STDIO_FDS, MAX_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS, prot
 STARTED = b"started"
 NOTHING_YET = b"(nothing yet)"
 SLOTS = "/slots"
-MS_RDONLY, MS_BIND = 1, 0x1000
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 0x20, 0x1000
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -103,6 +103,8 @@ class Setup:
     policy: bytes
     # mount(2) options of each call's /tmp.
     tmp_options: str
+    # Size of each call's /dev/shm, unless its request says otherwise.
+    tmp_bytes: int
 
 
 class SockFilterProgram(ctypes.Structure):
@@ -170,19 +172,16 @@ def python_file_of(argv: list[str]) -> str | None:
 
 def run_call(channel: socket.socket, setup: Setup) -> None:
     """H: wait for the request, then become the call."""
-    # While it waits: what running a Python script needs that does not depend on the script.
+    # While it waits: what running the call needs that does not depend on the call.
     prepare()
+    enter_own_namespaces(setup)
     message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, STDIO_FDS)
     request = protocol.decode_call(message)
+    if request["shm_bytes"] != setup.tmp_bytes:
+        mount("tmpfs", "/dev/shm", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, shm_options(request["shm_bytes"]))
     # Dumpable again, as an exec would make it (the init is not): its /proc/self is its own.
     libc.prctl(PR_SET_DUMPABLE, 1)
     first_to_go_when_memory_runs_out()
-    # Own mount and ipc namespaces: a fresh /tmp and /dev/shm (POSIX semaphores and shared memory, as
-    # multiprocessing uses them), and no SysV objects shared with the calls before.
-    check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
-    mount("none", "/", None, MS_REC | MS_PRIVATE)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, setup.tmp_options)
-    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={request['shm_bytes']},mode=1777")
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     os.closerange(3, channel.fileno())
@@ -198,6 +197,19 @@ def run_call(channel: socket.socket, setup: Setup) -> None:
     if script is not None:
         os._exit(run_python(script))
     os.execv(request["argv"][0], request["argv"])
+
+
+def enter_own_namespaces(setup: Setup) -> None:
+    """Own mount and ipc namespaces: a fresh /tmp and /dev/shm (POSIX semaphores and shared memory, as
+    multiprocessing uses them), and no SysV objects shared with the calls before."""
+    check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, setup.tmp_options)
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, shm_options(setup.tmp_bytes))
+
+
+def shm_options(size: int) -> str:
+    return f"size={size},mode=1777"
 
 
 class CallProcess:
@@ -516,10 +528,15 @@ class Server:
         self.control.send(protocol.encode(report))
 
 
+def mount_size(options: str) -> int:
+    """The `size=` of tmpfs mount options."""
+    return int(dict(option.partition("=")[::2] for option in options.split(","))["size"])
+
+
 def serve(control: socket.socket, tmp_options: str) -> None:
     from seccomp_policy import make_filter  # type: ignore[import-not-found]
 
-    setup = Setup(compiled_filter(make_filter()), tmp_options)
+    setup = Setup(compiled_filter(make_filter()), tmp_options, mount_size(tmp_options))
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()
     gc.freeze()
