@@ -16,10 +16,10 @@ import pytest
 import pytest_asyncio
 
 from service.bench.slots import job
-from service.config import Settings
 from service.models import Status
 from service.sandbox.executor import Sandbox
 from tests.compat.runs import Run, run_bare
+from tests.sandbox.warm import warm_sandbox
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -85,14 +85,8 @@ print('parent done')
 
 @pytest_asyncio.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
-    box = Sandbox(Settings(worker_concurrency=8))
-    box.check()
-    await box.start()
-    assert box.zygotes is not None, "the warm zygotes did not start"
-    try:
+    async with warm_sandbox(8) as box:
         yield box
-    finally:
-        await box.aclose()
 
 
 @pytest.mark.parametrize("name", sorted(HEAVY_PROGRAMS))

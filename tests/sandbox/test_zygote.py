@@ -17,9 +17,9 @@ import pytest_asyncio
 
 from service import metrics
 from service.bench.slots import job
-from service.config import Settings
 from service.models import ExecutionResult, Status
 from service.sandbox.executor import Sandbox
+from tests.sandbox.warm import warm_sandbox
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,14 +31,8 @@ def warm_launches() -> float:
 
 @pytest_asyncio.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
-    box = Sandbox(Settings(worker_concurrency=64))
-    box.check()
-    await box.start()
-    assert box.zygotes is not None, "the warm zygotes did not start"
-    try:
+    async with warm_sandbox(64) as box:
         yield box
-    finally:
-        await box.aclose()
 
 
 async def test_calls_in_many_slots_run_at_once_in_one_zygote(sandbox: Sandbox) -> None:

@@ -1,0 +1,21 @@
+"""A started `Sandbox` with its warm zygotes, for the tests that run calls through them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from service.config import Settings
+from service.sandbox.executor import Sandbox
+
+
+@contextlib.asynccontextmanager
+async def warm_sandbox(slots: int) -> AsyncIterator[Sandbox]:
+    box = Sandbox(Settings(worker_concurrency=slots))
+    box.check()
+    await box.start()
+    assert box.zygotes is not None, "the warm zygotes did not start"
+    try:
+        yield box
+    finally:
+        await box.aclose()
