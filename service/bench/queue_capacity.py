@@ -49,10 +49,6 @@ CLAIM_COUNT = 64
 CALL_TIMEOUT_S = 30.0
 
 
-def settings_for(url: str, prefix: str, shards: int, cluster: bool) -> Settings:
-    return Settings(redis_url=url, key_prefix=prefix, queue_shards=shards, redis_cluster=cluster)
-
-
 class Gateway:
     """The Redis side of one gateway: its own connections, queue and result listener."""
 
@@ -174,7 +170,8 @@ class Shape:
 async def measure(url: str, shape: Shape) -> dict[str, Any]:
     """One run: `in_flight` calls kept going for `seconds` through the queue on `url` (a node of a Redis
     Cluster if `cluster`), and what they cost its primaries."""
-    settings = settings_for(url, f"qcap{uuid.uuid4().hex[:6]}", shape.shards, shape.cluster)
+    prefix = f"qcap{uuid.uuid4().hex[:6]}"
+    settings = Settings(redis_url=url, key_prefix=prefix, queue_shards=shape.shards, redis_cluster=shape.cluster)
     context = multiprocessing.get_context("spawn")
     stop_reader, stop_writer = context.Pipe(duplex=False)
     worker = context.Process(target=run_worker_side, args=(settings, shape.workers, stop_reader), daemon=True)

@@ -297,19 +297,20 @@ class CpuWeight:
     def __init__(self, path: Path, weights: dict[Standing, int]) -> None:
         self.path = path
         self.values = {standing: str(weight) for standing, weight in weights.items()}
+        # False once a write failed: no CPU controller here after all, niceness alone shares the CPU.
+        self.usable = True
+        self.written: str | None = None
         # A new group has the default weight: start it young.
-        self.written: str | None = ""
         self.set(Standing.young)
 
     def set(self, standing: Standing) -> None:
         value = self.values[standing]
-        if self.written is None or value == self.written:
+        if not self.usable or value == self.written:
             return
         try:
             write(self.path, value)
         except OSError:
-            # No CPU controller here after all: niceness alone shares the CPU.
-            self.written = None
+            self.usable = False
             return
         self.written = value
 

@@ -3,6 +3,7 @@ a real local Redis Cluster (started once for the queue tests that ask for it).""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -10,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from service.config import Settings
+from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue, connect
 from tests.cluster_fixture import LocalCluster, local_cluster
 
@@ -45,3 +47,14 @@ async def sharded_queue(request: pytest.FixtureRequest, redis_url: str) -> Async
     await queue.ensure_group()
     yield queue
     await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def listening(queue: RedisQueue, gateway_id: str) -> AsyncIterator[ResultListener]:
+    """A gateway's result listener on `queue`, subscribed for the duration."""
+    listener = ResultListener(queue, gateway_id)
+    await listener.start()
+    try:
+        yield listener
+    finally:
+        await listener.stop()

@@ -8,8 +8,8 @@ import time
 from service.models import ExecuteRequest, ExecutionResult, Job, JobState, Limits, Status
 from service.queue.jobs import JobStore
 from service.queue.keys import new_job_id
-from service.queue.listener import ResultListener
 from service.queue.redis_queue import RedisQueue
+from tests.queue.conftest import listening
 
 LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=1, compile_memory_mb=64)
 
@@ -44,9 +44,7 @@ async def test_a_cancelled_job_does_not_begin(queue: RedisQueue) -> None:
 
 async def test_watchers_hear_the_result_and_only_the_first_one_counts(queue: RedisQueue) -> None:
     store, job = JobStore(queue), make_job()
-    listener = ResultListener(queue, "gateway-b")
-    await listener.start()
-    try:
+    async with listening(queue, "gateway-b") as listener:
         first, second = listener.expect(job.id), listener.expect(job.id)
         await store.watch(job.id, "gateway-b", 60)
         assert await queue.publish_final(ExecutionResult(id=job.id, status=Status.cancelled), None, None, 60)
@@ -54,8 +52,6 @@ async def test_watchers_hear_the_result_and_only_the_first_one_counts(queue: Red
         raw = await asyncio.wait_for(first, 5)
         assert raw is await asyncio.wait_for(second, 5)
         assert ExecutionResult.model_validate_json(raw).status == Status.cancelled
-    finally:
-        await listener.stop()
 
 
 async def test_an_idempotency_key_keeps_its_first_job(queue: RedisQueue) -> None:

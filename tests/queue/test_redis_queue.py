@@ -10,6 +10,7 @@ from service.models import ExecuteRequest, ExecutionResult, Job, Limits, Status
 from service.queue.keys import new_job_id
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import Delivery, RedisQueue, connect
+from tests.queue.conftest import listening
 
 LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=1, compile_memory_mb=64)
 
@@ -86,9 +87,7 @@ async def test_heartbeats_count_live_workers(queue: RedisQueue) -> None:
 
 
 async def test_listener_resolves_the_waiting_future(queue: RedisQueue) -> None:
-    listener = ResultListener(queue, "gw1")
-    await listener.start()
-    try:
+    async with listening(queue, "gw1") as listener:
         job = make_job(reply_to="gw1")
         future = listener.expect(job.id)
         await queue.enqueue(job)
@@ -97,8 +96,6 @@ async def test_listener_resolves_the_waiting_future(queue: RedisQueue) -> None:
         raw = await asyncio.wait_for(future, 5)
         assert ExecutionResult.model_validate_json(raw).stdout == "hi"
         assert job.id not in listener.waiting
-    finally:
-        await listener.stop()
 
 
 async def test_listener_recovers_results_published_while_it_was_away(queue: RedisQueue) -> None:
@@ -120,9 +117,7 @@ async def evalsha_calls(queue: RedisQueue) -> int:
 
 
 async def test_a_synchronous_calls_result_is_stored_acked_and_heard_without_a_script(queue: RedisQueue) -> None:
-    listener = ResultListener(queue, "gw")
-    await listener.start()
-    try:
+    async with listening(queue, "gw") as listener:
         job = make_job(reply_to="gw")
         job.tenant = "t1"
         await queue.redis.hincrby(queue.keys.in_flight, "t1", 1)
@@ -146,8 +141,6 @@ async def test_a_synchronous_calls_result_is_stored_acked_and_heard_without_a_sc
         late = ExecutionResult(id=job.id, status=Status.ok, stdout="late\n")
         assert await queue.publish_result(late, job, claimed.entry_id, 60) is False
         assert int(await queue.redis.hget(queue.keys.in_flight, "t1")) == 0
-    finally:
-        await listener.stop()
 
 
 async def test_a_reclaimed_synchronous_call_still_drops_its_retry_count(queue: RedisQueue) -> None:

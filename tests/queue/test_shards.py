@@ -21,7 +21,7 @@ from service.queue.keys import Keys, ShardTurns, as_tracked, is_tracked, new_job
 from service.queue.listener import ResultListener
 from service.queue.redis_queue import Delivery, RedisQueue, connect
 from tests.cluster_fixture import LocalCluster
-from tests.queue.conftest import SHARDS
+from tests.queue.conftest import SHARDS, listening
 
 LIMITS = Limits(timeout_s=1, memory_mb=64, output_bytes=1024, compile_timeout_s=1, compile_memory_mb=64)
 
@@ -108,9 +108,7 @@ async def test_shards_sit_on_different_primaries(cluster: LocalCluster) -> None:
 
 
 async def test_jobs_of_every_shard_are_claimed_and_answered(sharded_queue: RedisQueue) -> None:
-    listener = ResultListener(sharded_queue, "gw")
-    await listener.start()
-    try:
+    async with listening(sharded_queue, "gw") as listener:
         jobs = [make_job(shard, reply_to="gw") for shard in range(SHARDS) for _ in range(2)]
         futures = [listener.expect(job.id) for job in jobs]
         listener.remember(await sharded_queue.enqueue_many(jobs))
@@ -128,14 +126,10 @@ async def test_jobs_of_every_shard_are_claimed_and_answered(sharded_queue: Redis
         assert [ExecutionResult.model_validate_json(raw).stdout for raw in answers] == [job.id for job in jobs]
         assert await sharded_queue.depth() == 0
         assert listener.enqueued == {}
-    finally:
-        await listener.stop()
 
 
 async def test_racing_publishers_leave_exactly_one_result(sharded_queue: RedisQueue) -> None:
-    listener = ResultListener(sharded_queue, "gw")
-    await listener.start()
-    try:
+    async with listening(sharded_queue, "gw") as listener:
         job = make_job(2, reply_to="gw", tracked=True)
         await sharded_queue.enqueue(job)
         [claimed] = await sharded_queue.claim_jobs("w1", 1, 100, 2)
@@ -155,8 +149,6 @@ async def test_racing_publishers_leave_exactly_one_result(sharded_queue: RedisQu
         await asyncio.sleep(0.2)  # room for any second notice to arrive, which must not exist
         assert [ExecutionResult.model_validate_json(raw).stdout for raw in heard] == [winner]
         assert await sharded_queue.depth() == 0
-    finally:
-        await listener.stop()
 
 
 async def test_a_tenant_quota_holds_across_shards(sharded_queue: RedisQueue) -> None:
