@@ -92,7 +92,7 @@ def prepare() -> None:
     process is a fork of the warm interpreter, and each page of it run_python writes (a reference count
     is enough) is copied on first touch, a few hundred page faults in all."""
     global prepared_in
-    reseed_random_generators()
+    begin_own_process()
     prepared_in = os.getpid()
     read_end, write_end = os.pipe()
     try:
@@ -108,6 +108,20 @@ def prepare() -> None:
         THREAD_STATE()
 
 
+def begin_own_process() -> None:
+    """What a forked copy of the warm interpreter must not share with the others."""
+    reseed_random_generators()
+    own_main_thread()
+
+
+def own_main_thread() -> None:
+    """The main thread's native id as a bare run has it (its own process's): CPython 3.11 does not
+    update it after a fork, so a call forked from the warm interpreter would show the zygote's."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threading.main_thread()._set_native_id()
+
+
 # Start-up: what the interpreter sets up for a script before running it.
 
 
@@ -121,7 +135,7 @@ def become_script_interpreter(path: str) -> None:
     reopen_standard_streams()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if prepared_in != os.getpid():
-        reseed_random_generators()
+        begin_own_process()
 
 
 def reopen_standard_streams() -> None:

@@ -229,10 +229,17 @@ print(found)
 
 
 def test_sockets_reach_nothing(api: httpx.Client, stack: LocalStack) -> None:
-    redis_port = stack.settings.redis_url.rsplit(":", 1)[1].split("/")[0]
+    assert stack.settings.redis_url.startswith("unix://"), "the local stack's Redis is reached by its socket"
+    redis_socket = stack.settings.redis_url.removeprefix("unix://").partition("?")[0]
     code = f"""
 import socket
-for target in [('127.0.0.1', {redis_port}), ('127.0.0.1', {stack.settings.port}), ('1.1.1.1', 80)]:
+unix = socket.socket(socket.AF_UNIX)
+try:
+    unix.connect({redis_socket!r})
+    print('connected to redis')
+except OSError as exc:
+    print('refused', exc.errno)
+for target in [('127.0.0.1', {stack.redis_port}), ('127.0.0.1', {stack.settings.port}), ('1.1.1.1', 80)]:
     try:
         socket.create_connection(target, timeout=1)
         print('connected', target)
@@ -247,7 +254,7 @@ except OSError as exc:
 """
     result = call(api, "python", code)
     assert "connected" not in str(result["stdout"]) and "sent" not in str(result["stdout"])
-    assert str(result["stdout"]).count("refused") == 4
+    assert str(result["stdout"]).count("refused") == 5
 
 
 def test_daemon_that_outlives_the_call_is_killed(api: httpx.Client, stack: LocalStack) -> None:
