@@ -36,6 +36,9 @@ class Coalescer(Generic[T, R]):
         self._pending += zip(items, futures, strict=True)
         if self._sending is None or self._sending.done():
             self._sending = asyncio.create_task(self._send_all(), name=self._name)
+        if len(futures) == 1:
+            # The usual caller's one item: its future awaited as it is, without a gathering future.
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     async def _send_all(self) -> None:

@@ -112,7 +112,7 @@ class SlotGroup(ABC):
     def join_fds(self) -> list[int]:
         """Fresh descriptors the call's first process writes "0" to, to join the group (none without
         one); the caller closes its own once they are passed on. A worker may have a thousand groups:
-        none is kept open between calls."""
+        their cgroup.procs files are not kept open between calls."""
 
     @abstractmethod
     def usage(self) -> CallUsage:
@@ -212,14 +212,6 @@ def write(path: Path | str, value: str) -> None:
         os.close(fd)
 
 
-def read_text(path: Path | str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.read(fd, 4096)
-    finally:
-        os.close(fd)
-
-
 def counter_in(text: bytes, name: str) -> int:
     """The value of `name` in a flat-keyed cgroup file (memory.events, cpu.stat, memory.oom_control)."""
     key = name.encode() + b" "
@@ -229,30 +221,44 @@ def counter_in(text: bytes, name: str) -> int:
     return 0
 
 
-def read_counter(path: Path | str, name: str) -> int:
-    return counter_in(read_text(path), name)
+class GroupFile:
+    """A cgroup file the worker reads (or writes) on every call: it stays open for the group's life, and
+    each access is one pread or pwrite (a cgroup file read from offset 0 is generated afresh), not an
+    open, a path walk and a close. A slot's group runs one call at a time, so a handful per group."""
 
+    def __init__(self, path: Path, flags: int = os.O_RDONLY) -> None:
+        self.fd = os.open(path, flags | os.O_CLOEXEC)
 
-def read_int(path: Path | str) -> int:
-    return int(read_text(path))
+    def read(self) -> bytes:
+        return os.pread(self.fd, 4096, 0)
 
+    def read_int(self) -> int:
+        return int(self.read())
 
-class CpuCounter:
-    """A group's CPU time, read often (the sweeper reads every young call's every 50 ms): its file stays
-    open, and each read is one pread (a cgroup file read from offset 0 is generated afresh)."""
+    def counter(self, name: str) -> int:
+        """The value of `name` in this flat-keyed file."""
+        return counter_in(self.read(), name)
 
-    def __init__(self, path: Path, name: str | None = None) -> None:
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.name = name
-
-    def read(self) -> int:
-        text = os.pread(self.fd, 4096, 0)
-        return int(text) if self.name is None else counter_in(text, self.name)
+    def write(self, value: bytes) -> None:
+        os.pwrite(self.fd, value, 0)
 
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def open_group_files(*files: tuple[Path, int]) -> list[GroupFile]:
+    """Every (path, flags) opened, or none: a group that cannot be made must not leak descriptors."""
+    opened: list[GroupFile] = []
+    try:
+        for path, flags in files:
+            opened.append(GroupFile(path, flags))
+    except OSError:
+        for file in opened:
+            file.close()
+        raise
+    return opened
 
 
 def open_procs(group: Path) -> int:
@@ -322,10 +328,13 @@ class V1Group(SlotGroup):
         self.join_dirs = list(dict.fromkeys(dirs.values()))
         memory = dirs["memory"]
         self.memory = memory
-        self.usage_file = str(memory / "memory.usage_in_bytes")
-        self.max_usage_file = str(memory / "memory.max_usage_in_bytes")
-        self.oom_file = str(memory / "memory.oom_control")
-        self.cpu = CpuCounter(dirs["cpuacct"] / "cpuacct.usage")
+        # CPU time is read often: the sweeper reads every young call's every 50 ms.
+        self.cpu, self.current, self.peak, self.events = open_group_files(
+            (dirs["cpuacct"] / "cpuacct.usage", os.O_RDONLY),
+            (memory / "memory.usage_in_bytes", os.O_RDONLY),
+            (memory / "memory.max_usage_in_bytes", os.O_RDWR),
+            (memory / "memory.oom_control", os.O_RDONLY),
+        )
         self.weight: CpuWeight | None = CpuWeight(dirs["cpu"] / "cpu.shares", V1_SHARES) if "cpu" in dirs else None
         self.has_memsw = (memory / "memory.memsw.limit_in_bytes").exists()
         self.limits: tuple[int, int] | None = None
@@ -338,10 +347,11 @@ class V1Group(SlotGroup):
             self._set_memory(budget.memory_bytes)
             write(self.dirs["pids"] / "pids.max", str(budget.max_processes))
             self.limits = (budget.memory_bytes, budget.max_processes)
-        write(self.max_usage_file, "0")
-        self.base_bytes = read_int(self.usage_file)
-        self.ooms = read_counter(self.oom_file, "oom_kill")
-        self.cpu_ns = self.cpu.read()
+        # Writing anything resets the peak to the group's usage now.
+        self.peak.write(b"0")
+        self.base_bytes = self.current.read_int()
+        self.ooms = self.events.counter("oom_kill")
+        self.cpu_ns = self.cpu.read_int()
 
     def _set_memory(self, limit: int) -> None:
         if not self.has_memsw:
@@ -363,18 +373,19 @@ class V1Group(SlotGroup):
             self.weight.set(standing)
 
     def cpu_used_ms(self) -> float:
-        return (self.cpu.read() - self.cpu_ns) / 1e6
+        return (self.cpu.read_int() - self.cpu_ns) / 1e6
 
     def usage(self) -> CallUsage:
-        peak = read_int(self.max_usage_file)
+        peak = self.peak.read_int()
         return CallUsage(
             cpu_ms=self.cpu_used_ms(),
             peak_memory_kb=max(0, peak - self.base_bytes) // 1024,
-            oom_killed=read_counter(self.oom_file, "oom_kill") > self.ooms,
+            oom_killed=self.events.counter("oom_kill") > self.ooms,
         )
 
     def close(self) -> None:
-        self.cpu.close()
+        for file in (self.cpu, self.current, self.peak, self.events):
+            file.close()
 
 
 class CgroupLimiter(Limiter):
@@ -429,9 +440,11 @@ class V2Group(SlotGroup):
         self.path = path
         self.limits: tuple[int, int] | None = None
         self.weight = CpuWeight(path / "cpu.weight", V2_WEIGHTS)
-        self.cpu = CpuCounter(path / "cpu.stat", "usage_usec")
-        self.current_file = str(path / "memory.current")
-        self.events_file = str(path / "memory.events")
+        self.cpu, self.current, self.events = open_group_files(
+            (path / "cpu.stat", os.O_RDONLY),
+            (path / "memory.current", os.O_RDONLY),
+            (path / "memory.events", os.O_RDONLY),
+        )
         # memory.peak (Linux 5.19+) resets per open descriptor (6.12+): one per call, reset before it.
         self.peak_resets = (path / "memory.peak").exists()
         self.peak_fd: int | None = None
@@ -457,9 +470,9 @@ class V2Group(SlotGroup):
                 self.peak_resets = False
             else:
                 self.peak_fd = peak_fd
-        self.base_bytes = read_int(self.current_file)
-        self.ooms = read_counter(self.events_file, "oom_kill")
-        self.cpu_us = self.cpu.read()
+        self.base_bytes = self.current.read_int()
+        self.ooms = self.events.counter("oom_kill")
+        self.cpu_us = self.cpu.counter("usage_usec")
 
     def join_fds(self) -> list[int]:
         return [open_procs(self.path)]
@@ -468,7 +481,7 @@ class V2Group(SlotGroup):
         self.weight.set(standing)
 
     def cpu_used_ms(self) -> float:
-        return (self.cpu.read() - self.cpu_us) / 1000
+        return (self.cpu.counter("usage_usec") - self.cpu_us) / 1000
 
     def usage(self) -> CallUsage:
         peak: int | None = None
@@ -479,7 +492,7 @@ class V2Group(SlotGroup):
         return CallUsage(
             cpu_ms=self.cpu_used_ms(),
             peak_memory_kb=peak,
-            oom_killed=read_counter(self.events_file, "oom_kill") > self.ooms,
+            oom_killed=self.events.counter("oom_kill") > self.ooms,
         )
 
     def _close_peak(self) -> None:
@@ -489,7 +502,8 @@ class V2Group(SlotGroup):
 
     def close(self) -> None:
         self._close_peak()
-        self.cpu.close()
+        for file in (self.cpu, self.current, self.events):
+            file.close()
 
 
 class CgroupV2Limiter(CgroupLimiter):

@@ -29,7 +29,7 @@ from pathlib import Path
 from service.sandbox import zygote_protocol as protocol
 from service.sandbox.bwrap import BwrapProfile
 from service.sandbox.limits import Rlimit
-from service.sandbox.process import CALL_NICENESS, CapturedStream, ProcessOutcome, drain, feed
+from service.sandbox.process import CALL_NICENESS, READ_CHUNK, CapturedStream, ProcessOutcome
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,22 @@ def wants_heavy(program: list[str], workspace: Path, python_path: str) -> bool:
     if program[0] != python_path:
         return False
     try:
-        return HEAVY_IMPORT.search((workspace / program[-1]).read_text(errors="replace")) is not None
+        source = read_file(workspace / program[-1])
     except OSError:
         return False
+    return HEAVY_IMPORT.search(source.decode(errors="replace")) is not None
+
+
+def read_file(path: Path) -> bytes:
+    # os-level: read once per call, where a text file object costs more than the read itself.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class Zygote:
@@ -249,34 +262,29 @@ class Zygote:
         stdout = CapturedStream(output_cap, bytearray())
         stderr = CapturedStream(output_cap, bytearray())
         started = time.perf_counter()
+        pipes = CallPipes(stdin, stdout, stderr)
         try:
-            async with CallPipes() as pipes:
-                try:
-                    await self._send(protocol.encode(request), [*pipes.child_ends(), *join_fds])
-                except OSError as exc:
-                    raise ZygoteFailed(f"cannot reach the zygote: {exc}") from exc
-                pipes.close_child_ends()
-                io = asyncio.gather(
-                    feed(pipes.stdin_writer, stdin),
-                    drain(pipes.stdout_reader, stdout),
-                    drain(pipes.stderr_reader, stderr),
-                )
-                try:
-                    answer = await asyncio.wait_for(asyncio.shield(answer_ready), timeout_s + ANSWER_GRACE_S)
-                except TimeoutError:
-                    # Stuck past its deadline: killing the slot's namespace kills the call.
-                    before_kill()
-                    await self._cancel(request)
-                    answer = {"timed_out": True, "signal": signal.SIGKILL}
-                except asyncio.CancelledError:
-                    # The job was cancelled: the call dies, and is gone before its slot is wiped.
-                    before_kill()
-                    await asyncio.shield(self._cancel(request))
-                    raise
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(io, IO_GRACE_S)
+            try:
+                await self._send(protocol.encode(request), [*pipes.child_ends, *join_fds])
+            except OSError as exc:
+                raise ZygoteFailed(f"cannot reach the zygote: {exc}") from exc
+            pipes.start()
+            try:
+                answer = await _answer(answer_ready, timeout_s + ANSWER_GRACE_S)
+            except TimeoutError:
+                # Stuck past its deadline: killing the slot's namespace kills the call.
+                before_kill()
+                await self._cancel(request)
+                answer = {"timed_out": True, "signal": signal.SIGKILL}
+            except asyncio.CancelledError:
+                # The job was cancelled: the call dies, and is gone before its slot is wiped.
+                before_kill()
+                await asyncio.shield(self._cancel(request))
+                raise
+            await pipes.drained(IO_GRACE_S)
         finally:
             self.pending.pop(request["id"], None)
+            pipes.close()
         if "error" in answer:
             raise ZygoteFailed(str(answer["error"]))
         if answer.get("setup_failed"):
@@ -310,43 +318,109 @@ class Zygote:
             self.pending.pop(request["id"], None)
 
 
-class CallPipes:
-    """The call's stdin, stdout and stderr pipes; the child ends travel to the zygote."""
+async def _answer(answer: asyncio.Future[protocol.CallReport], timeout_s: float) -> protocol.CallReport:
+    """The zygote's answer, or TimeoutError. Unlike `wait_for`, a time-out or a cancel leaves the future
+    itself alone (no `shield`, one object less per call): the zygote may still answer it."""
+    done, _ = await asyncio.wait((answer,), timeout=timeout_s)
+    if not done:
+        raise TimeoutError
+    return answer.result()
 
-    async def __aenter__(self) -> CallPipes:
-        loop = asyncio.get_running_loop()
+
+class CallPipes:
+    """The call's stdin, stdout and stderr pipes; the child ends travel to the zygote.
+
+    Our ends are served by plain reader and writer callbacks on the event loop, not stream transports
+    and tasks: a trivial call's I/O is one write and two reads, and a transport and a task per pipe
+    cost the worker more than all of that I/O. Output is read as `drain` reads it (every byte counted,
+    the first `cap` kept); the program may exit without reading its input."""
+
+    def __init__(self, stdin: bytes, stdout: CapturedStream, stderr: CapturedStream) -> None:
+        self._loop = asyncio.get_running_loop()
         stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
         stdout_r, stdout_w = os.pipe2(os.O_CLOEXEC)
         stderr_r, stderr_w = os.pipe2(os.O_CLOEXEC)
-        self._child = [stdin_r, stdout_w, stderr_w]
-        self.stdout_reader = await _reader(loop, stdout_r)
-        self.stderr_reader = await _reader(loop, stderr_r)
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(stdin_w, "wb"))
-        self.stdin_writer = asyncio.StreamWriter(transport, protocol, None, loop)
-        return self
+        self.child_ends = [stdin_r, stdout_w, stderr_w]
+        # Only our ends: O_NONBLOCK belongs to each end's open file, the program's ends stay blocking.
+        for fd in (stdin_w, stdout_r, stderr_r):
+            os.set_blocking(fd, False)
+        self._stdin_fd: int | None = stdin_w
+        self._stdin = memoryview(stdin)
+        self._feeding = False
+        self._readers = {stdout_r: stdout, stderr_r: stderr}
+        self._all_read = self._loop.create_future()
 
-    def child_ends(self) -> list[int]:
-        return list(self._child)
+    def start(self) -> None:
+        """Once the zygote holds the child ends: ours are closed (the program's output must end when the
+        program does), then the output is watched and the input fed."""
+        self._close_child_ends()
+        for fd, captured in self._readers.items():
+            self._loop.add_reader(fd, self._read, fd, captured)
+        self._feed()
 
-    def close_child_ends(self) -> None:
-        for fd in self._child:
+    async def drained(self, timeout_s: float) -> None:
+        """Until the output is read to its end (its writers are dead once the call is answered)."""
+        if not self._all_read.done():
+            await asyncio.wait((self._all_read,), timeout=timeout_s)
+
+    def _read(self, fd: int, captured: CapturedStream) -> None:
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            room = captured.cap - len(captured.data)
+            if room > 0:
+                captured.data += chunk[:room]
+            captured.total += len(chunk)
+            return
+        self._stop_reading(fd)
+        if not self._readers and not self._all_read.done():
+            self._all_read.set_result(None)
+
+    def _stop_reading(self, fd: int) -> None:
+        self._loop.remove_reader(fd)
+        os.close(fd)
+        del self._readers[fd]
+
+    def _feed(self) -> None:
+        assert self._stdin_fd is not None
+        try:
+            while self._stdin:
+                written = os.write(self._stdin_fd, self._stdin)
+                self._stdin = self._stdin[written:]
+        except BlockingIOError:
+            if not self._feeding:
+                self._loop.add_writer(self._stdin_fd, self._feed)
+                self._feeding = True
+            return
+        except OSError:
+            # The program exited (or closed its input) without reading it all: its business, not an error.
+            pass
+        self._stop_feeding()
+
+    def _stop_feeding(self) -> None:
+        if self._stdin_fd is None:
+            return
+        if self._feeding:
+            self._loop.remove_writer(self._stdin_fd)
+            self._feeding = False
+        os.close(self._stdin_fd)
+        self._stdin_fd = None
+        self._stdin.release()
+
+    def _close_child_ends(self) -> None:
+        for fd in self.child_ends:
             os.close(fd)
-        self._child = []
+        self.child_ends = []
 
-    async def __aexit__(self, *_: object) -> None:
-        self.close_child_ends()
-        if not self.stdin_writer.transport.is_closing():
-            self.stdin_writer.transport.abort()
-        for reader in (self.stdout_reader, self.stderr_reader):
-            transport = getattr(reader, "_transport", None)
-            if transport is not None and not transport.is_closing():
-                transport.close()
-
-
-async def _reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb"))
-    return reader
+    def close(self) -> None:
+        self._close_child_ends()
+        self._stop_feeding()
+        for fd in list(self._readers):
+            self._stop_reading(fd)
 
 
 class ZygotePool:

@@ -22,6 +22,7 @@ from service.sandbox.limits import (
     LimitMode,
     RlimitLimiter,
     Standing,
+    V2Group,
     cgroup_mounts,
     choose_limiter,
     own_cgroups,
@@ -90,6 +91,69 @@ def test_memory_past_the_limit_is_an_oom_kill_in_the_group(limiter: Limiter) -> 
     done = run_joined(limiter, BUDGET, "print('fine')")
     assert done.returncode == 0
     assert limiter.group("slot-0").usage().oom_killed is False
+
+
+@needs_cgroup_v1
+def test_a_group_measures_each_of_its_calls_on_its_own(limiter: Limiter) -> None:
+    """The group's counter files stay open from call to call; each call still reads only its own."""
+    group = limiter.group("slot-0")
+    done = run_joined(limiter, BUDGET, "block = bytearray(90 * 2**20)\nsum(range(10_000_000))")
+    assert done.returncode == 0, done.stderr
+    big = group.usage()
+    done = run_joined(limiter, BUDGET, "block = bytearray(20 * 2**20)")
+    assert done.returncode == 0, done.stderr
+    small = group.usage()
+    assert big.peak_memory_kb is not None and small.peak_memory_kb is not None
+    assert big.peak_memory_kb >= 90 * 1024
+    assert 20 * 1024 <= small.peak_memory_kb < 90 * 1024
+    assert big.cpu_ms is not None and small.cpu_ms is not None
+    assert 0 < small.cpu_ms < big.cpu_ms
+
+
+@needs_cgroup_v1
+def test_a_closed_limiter_holds_no_descriptor_of_its_groups() -> None:
+    def open_fds() -> set[str]:
+        return {entry.name for entry in Path("/proc/self/fd").iterdir()}
+
+    before = open_fds()
+    limiter = choose_limiter("cgroup")
+    for slot in range(3):
+        group = limiter.group(f"slot-{slot}")
+        group.prepare(BUDGET)
+        group.usage()
+        for fd in group.join_fds():
+            os.close(fd)
+    assert open_fds() - before
+    limiter.close()
+    assert open_fds() - before == set()
+
+
+def test_a_v2_group_reads_each_calls_counters_afresh(tmp_path: Path) -> None:
+    """cgroup v2's files as plain files (this host has v1): the group keeps them open from call to call
+    and still reads every call's counters anew, each call from its own `prepare`."""
+    files = {
+        "memory.current": "1000\n",
+        "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n",
+        "cpu.stat": "usage_usec 5000\nuser_usec 1\n",
+        "cpu.weight": "100\n",
+        "memory.max": "max\n",
+        "pids.max": "max\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    group = V2Group(tmp_path)
+    try:
+        group.prepare(BUDGET)
+        assert (tmp_path / "memory.max").read_text() == str(BUDGET.memory_bytes)
+        (tmp_path / "cpu.stat").write_text("usage_usec 12000\n")
+        (tmp_path / "memory.events").write_text("oom_kill 1\n")
+        usage = group.usage()
+        assert (usage.cpu_ms, usage.oom_killed, usage.peak_memory_kb) == (7.0, True, None)
+        group.prepare(BUDGET)
+        usage = group.usage()
+        assert (usage.cpu_ms, usage.oom_killed) == (0.0, False)
+    finally:
+        group.close()
 
 
 @needs_cgroup_v1
