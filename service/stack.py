@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 REDIS_BACKLOG = 4096
-# The embedded Redis's socket, in its data directory.
+# The embedded Redis's socket, in its data directory, unless its path is longer than a Unix socket's
+# address takes (108 bytes with the NUL): then TCP.
 REDIS_SOCKET = "redis.sock"
+UNIX_PATH_MAX = 108
 STOP_GRACE_S = 15.0
 # Children stop in this order: the gateway answers its waiting callers while the workers still run,
 # and both finish while Redis still runs.
@@ -197,8 +199,9 @@ class LocalStack:
         self.log_dir = log_dir
         self.children: list[Child] = []
         self.redis_dir: Path | None = None
-        # The embedded Redis's loopback port (it is reached by its socket; see the module's docstring).
+        # The embedded Redis's loopback port and socket (see the module's docstring).
         self.redis_port: int | None = None
+        self.redis_socket: Path | None = None
         self.stop_requested = False
         self.exits: defaultdict[str, deque[float]] = defaultdict(deque)
 
@@ -258,26 +261,32 @@ class LocalStack:
         # The data dir outlives Redis's restarts (its append-only file is how calls survive one) and
         # is removed by `stop`.
         self.redis_dir = Path(tempfile.mkdtemp(prefix="sandpit-redis-"))
+        socket_path = self.redis_dir / REDIS_SOCKET
+        self.redis_socket = socket_path if len(bytes(socket_path)) < UNIX_PATH_MAX else None
         argv = [
             redis_server,
             *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.redis_dir)),
             *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
             *("--protected-mode", "yes", "--loglevel", "warning"),
-            # Only this user may connect (the sandboxes run as others, and see no host path anyway).
-            *("--unixsocket", str(self.redis_dir / REDIS_SOCKET), "--unixsocketperm", "700"),
             # Redis's default of 511 is less than a gateway and many workers may open at once.
             *("--tcp-backlog", str(listen_backlog(REDIS_BACKLOG))),
         ]
+        if self.redis_socket is not None:
+            # Only this user may connect (the sandboxes run as others, and see no host path anyway).
+            argv += ["--unixsocket", str(self.redis_socket), "--unixsocketperm", "700"]
         self.redis_port = port
         self._spawn("redis", argv, dict(os.environ))
         self._wait_for_redis()
-        self.settings.redis_url = f"unix://{self.redis_dir / REDIS_SOCKET}?db=0"
+        if self.redis_socket is None:
+            self.settings.redis_url = f"redis://127.0.0.1:{port}/0"
+        else:
+            self.settings.redis_url = f"unix://{self.redis_socket}?db=0"
 
     def _wait_for_redis(self) -> None:
-        """Until the embedded Redis answers on both its port and its socket."""
-        assert self.redis_port is not None and self.redis_dir is not None
-        port, socket_path = self.redis_port, self.redis_dir / REDIS_SOCKET
-        _wait_until(lambda: _port_open(port) and socket_path.exists(), 10, "redis-server")
+        """Until the embedded Redis answers on its port and has made its socket."""
+        assert self.redis_port is not None
+        port, socket_path = self.redis_port, self.redis_socket
+        _wait_until(lambda: _port_open(port) and (socket_path is None or socket_path.exists()), 10, "redis-server")
 
     def _spawn(self, role: str, argv: list[str], env: dict[str, str]) -> None:
         name = f"{role}-{len(self.processes(role))}"

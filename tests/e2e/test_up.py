@@ -6,12 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 
-from service.stack import free_port
+from service.config import Settings
+from service.stack import LocalStack, free_port
 
 
 def descendants(pid: int) -> set[int]:
@@ -69,3 +73,27 @@ def test_up_serves_calls_and_ctrl_c_stops_everything() -> None:
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+@pytest.mark.parametrize("depth", [0, 100], ids=["socket", "too-deep-for-a-socket"])
+def test_the_embedded_redis_is_reached_by_its_socket_where_the_path_allows(
+    depth: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a Unix socket only this user may open; over TCP where the temporary directory is so deep
+    that the socket's path would not fit in a socket address."""
+    base = tmp_path / ("d" * depth) if depth else tmp_path
+    base.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    stack = LocalStack(Settings(port=free_port()), workers=1, redis_url_given=False)
+    try:
+        stack._start_redis()
+        url = stack.settings.redis_url
+        if depth:
+            assert url == f"redis://127.0.0.1:{stack.redis_port}/0"
+        else:
+            assert url.startswith(f"unix://{base}/")
+            assert stack.redis_socket is not None
+            assert stack.redis_socket.stat().st_mode & 0o777 == 0o700
+        assert redis.Redis.from_url(url).ping()
+    finally:
+        stack.stop()
