@@ -2,7 +2,8 @@
 
 Starts `redis-server` as a child (unless a Redis URL was given), one gateway and the requested number
 of worker processes, each as `python -m service.cli ...` with the same settings. The children reach
-that Redis through a Unix socket in its private data directory: on one machine a round trip over a
+that Redis through a Unix socket in its private data directory (TCP where that path is too long for a
+socket's address): on one machine a round trip over a
 socket costs each side less CPU than one over TCP loopback (which runs the TCP path on both ends), and
 every call makes several. Redis also listens on a free loopback port, for `redis-cli` and for clients
 that want TCP. Every child gets PR_SET_PDEATHSIG so none outlives this supervisor, even after a SIGKILL,
