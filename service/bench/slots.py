@@ -30,9 +30,9 @@ UID = 64000
 SETTLE_S = 1.0
 
 
-def job(code: str, timeout_s: float = 10.0, memory_mb: int | None = None) -> Job:
+def job(code: str, timeout_s: float = 10.0, memory_mb: int | None = None, stdin: str = "") -> Job:
     """A Python job handed straight to a `Sandbox`, with the limits the gateway would resolve for it."""
-    request = ExecuteRequest(language="python", code=code, timeout_s=timeout_s, memory_mb=memory_mb)
+    request = ExecuteRequest(language="python", code=code, timeout_s=timeout_s, memory_mb=memory_mb, stdin=stdin)
     limits = resolve_limits(request, Settings())
     return Job(id=uuid.uuid4().hex, request=request, limits=limits, enqueued_at=time.time(), start_by=time.time() + 60)
 

@@ -31,6 +31,13 @@ class CapturedStream:
     def truncated(self) -> bool:
         return self.total > len(self.data)
 
+    def take(self, chunk: bytes) -> None:
+        """Count every byte; keep those up to the cap."""
+        room = self.cap - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        self.total += len(chunk)
+
 
 @dataclass
 class ProcessOutcome:
@@ -67,10 +74,7 @@ async def drain(stream: asyncio.StreamReader | None, captured: CapturedStream) -
     if stream is None:
         return
     while chunk := await stream.read(READ_CHUNK):
-        room = captured.cap - len(captured.data)
-        if room > 0:
-            captured.data += chunk[:room]
-        captured.total += len(chunk)
+        captured.take(chunk)
 
 
 async def feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:

@@ -371,10 +371,7 @@ class CallPipes:
         except OSError:
             chunk = b""
         if chunk:
-            room = captured.cap - len(captured.data)
-            if room > 0:
-                captured.data += chunk[:room]
-            captured.total += len(chunk)
+            captured.take(chunk)
             return
         self._stop_reading(fd)
         if not self._readers and not self._all_read.done():

@@ -4,16 +4,13 @@ the cap is cut there and still counted. Real zygotes, real bubblewrap sandboxes.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
-from service.config import Settings
-from service.gateway.limits import resolve_limits
-from service.models import ExecuteRequest, Job, Status
+from service.bench.slots import job
+from service.models import Job, Status
 from service.sandbox.executor import Sandbox
 from tests.sandbox.warm import warm_sandbox
 
@@ -24,13 +21,10 @@ BIG_STDIN = "".join(f"{n}\n" for n in range(100_000))
 
 
 def job_with(code: str, stdin: str = "", output_bytes: int | None = None) -> Job:
-    settings = Settings()
-    request = ExecuteRequest(language="python", code=code, stdin=stdin)
-    limits = resolve_limits(request, settings)
-    if output_bytes is not None:
-        limits = limits.model_copy(update={"output_bytes": output_bytes})
-    now = time.time()
-    return Job(id=uuid.uuid4().hex, request=request, limits=limits, enqueued_at=now, start_by=now + 60)
+    made = job(code, stdin=stdin)
+    if output_bytes is None:
+        return made
+    return made.model_copy(update={"limits": made.limits.model_copy(update={"output_bytes": output_bytes})})
 
 
 @pytest_asyncio.fixture
