@@ -2,13 +2,16 @@
 
 Standard library only: the zygote (`zygote_server.py`) imports this module inside the sandbox's own
 interpreter. Each message is one JSON datagram on a SOCK_SEQPACKET socket. A `CallRequest` carries,
-as passed descriptors, the call's stdin, stdout and stderr.
+as passed descriptors, the call's stdin, stdout and stderr. Between the zygote and its own processes
+(the slot's init and the call's process), where the same interpreter is at both ends, a request and a
+report travel as `marshal` instead (`pack`, `unpack_call`, `unpack_report`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import TypedDict
+import marshal
+from typing import Any, TypedDict, cast
 
 STDIO_FDS = 3
 # The stdio pipes and, for a slot's first call, its cgroup's cgroup.procs (one per v1 hierarchy).
@@ -72,12 +75,24 @@ def decode_request(raw: bytes) -> CallRequest | Cancel:
     return request
 
 
-def decode_call(raw: bytes) -> CallRequest:
-    """A request the zygote has already told from a `Cancel`."""
-    request: CallRequest = json.loads(raw)
+def decode_report(raw: bytes) -> CallReport:
+    report: CallReport = json.loads(raw)
+    return report
+
+
+def pack(message: CallRequest | CallReport) -> bytes:
+    """For the zygote's own processes only. One C call each way, where json's Python layers write to
+    pages of the image that the waiting call's process shares: ~45 more copy-on-write faults per
+    call in the slot's init, ~20 in the call's. (marshal trusts its input: no byte of it comes from
+    a call.)"""
+    return marshal.dumps(cast("dict[str, Any]", message))
+
+
+def unpack_call(raw: bytes) -> CallRequest:
+    request: CallRequest = marshal.loads(raw)
     return request
 
 
-def decode_report(raw: bytes) -> CallReport:
-    report: CallReport = json.loads(raw)
+def unpack_report(raw: bytes) -> CallReport:
+    report: CallReport = marshal.loads(raw)
     return report

@@ -15,15 +15,16 @@ serves every slot of its worker at once; its processes, per slot that has had a 
                        else by exec)
 
 The worker sends one request per call on the control socket (a small JSON message plus the three
-pipe ends and, for a slot's first call, its cgroup's descriptors). The zygote passes it to the slot's
-G, G to the waiting H. G enforces the deadline, then kills and reaps every other process of its
-namespace (whatever the call left running: daemons, setsid, double forks) and only then reports H's
-exit status, so nothing of a call outlives its answer. The status comes from G, which the call cannot
-reach (pid 1 ignores its signals, and is not dumpable), never from the call itself. The zygote waits
-on all slots at once, so a slot's looping call holds nothing but its own slot. A cancelled call's
-namespace is killed, and the zygote answers only once its G (and so every process of the namespace:
-the kernel empties a pid namespace before its init is gone) has exited. A namespace idle for a while
-is dropped and made again on its slot's next call.
+pipe ends and, for a slot's first call, its cgroup's descriptors). The zygote passes it to the
+slot's G, G to the waiting H (as `marshal`: the same interpreter is at both ends). G enforces the
+deadline, then kills and reaps every other process of its namespace (whatever the call left running:
+daemons, setsid, double forks) and only then reports H's exit status, so nothing of a call outlives
+its answer. The status comes from G, which the call cannot reach (pid 1 ignores its signals, and is
+not dumpable), never from the call itself. The zygote waits on all slots at once, so a slot's
+looping call holds nothing but its own slot. A cancelled call's namespace is killed, and the zygote
+answers only once its G (and so every process of the namespace: the kernel empties a pid namespace
+before its init is gone) has exited. A namespace idle for a while is dropped and made again on its
+slot's next call.
 """
 
 from __future__ import annotations
@@ -39,19 +40,19 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-# Its siblings, found beside it, whatever the interpreter's flags put on sys.path.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Its siblings, found beside it, whatever the interpreter's flags put on sys.path. (os.path, not
+# pathlib, and NamedTuple, not dataclasses: every module the zygote imports is resident in each call's
+# fork, whose copy and teardown cost grows with it; those two would bring in pathlib, inspect and ast.)
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # noqa: PTH120
 if TYPE_CHECKING:
     from service.sandbox import zygote_protocol as protocol
-    from service.sandbox.python_main import prepare, run_python
+    from service.sandbox.python_main import make_pipe_streams, prepare, run_python
     from service.sandbox.warm_up import warm_up
 else:
     import zygote_protocol as protocol
-    from python_main import prepare, run_python
+    from python_main import make_pipe_streams, prepare, run_python
     from warm_up import warm_up
 
 CLONE_NEWNS = 0x00020000
@@ -95,46 +96,53 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str | 
     check(libc.mount(encoded[0], encoded[1], encoded[2], flags, encoded[3]), f"mount {target}")
 
 
-@dataclass(frozen=True)
-class Setup:
+class SockFilterProgram(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+class Setup(NamedTuple):
     """What every call of this zygote is set up with."""
 
-    # The seccomp filter, compiled once.
-    policy: bytes
+    # The seccomp filter, compiled once, as prctl takes it.
+    policy: SockFilterProgram
     # mount(2) options of each call's /tmp.
     tmp_options: str
     # Size of each call's /dev/shm, unless its request says otherwise.
     tmp_bytes: int
 
 
-class SockFilterProgram(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+# What each call's process hands to the kernel is made once, here, as is the lookup of capset (a
+# name's first use is a dlsym): the call's process then only makes the syscalls.
+CAPSET_HEADER = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+NO_CAPABILITIES = (ctypes.c_uint32 * 6)()
+capset = libc.capset
 
 
-def compiled_filter(policy: object) -> bytes:
+def compiled_filter(policy: object) -> SockFilterProgram:
     """The policy as BPF, compiled once: loading it per call is then one prctl, not a compile."""
     read_end, write_end = os.pipe()
     with os.fdopen(write_end, "wb") as out:
         policy.export_bpf(out)  # type: ignore[attr-defined]
     with os.fdopen(read_end, "rb") as source:
-        return source.read()
+        bpf = source.read()
+    # The structure keeps `bpf` alive: c_char_p holds the bytes object it points into.
+    return SockFilterProgram(len(bpf) // SOCK_FILTER_SIZE, bpf)
 
 
-def load_filter(bpf: bytes) -> None:
-    program = SockFilterProgram(len(bpf) // SOCK_FILTER_SIZE, bpf)
+def load_filter(program: SockFilterProgram) -> None:
     check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp")
 
 
 def drop_capabilities() -> None:
-    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
-    data = (ctypes.c_uint32 * 6)()
-    check(libc.capset(header, data), "capset")
+    check(capset(CAPSET_HEADER, NO_CAPABILITIES), "capset")
 
 
 def apply_limits(request: protocol.CallRequest, in_process: bool) -> None:
+    rlimits = request["rlimits"]
     # The warm image is already mapped: an address-space budget (the fallback's) comes on top of it.
-    in_use = address_space_in_use() if in_process else 0
-    for kind, soft, hard in request["rlimits"]:
+    wants_address_space = in_process and any(kind == resource.RLIMIT_AS for kind, _, _ in rlimits)
+    in_use = address_space_in_use() if wants_address_space else 0
+    for kind, soft, hard in rlimits:
         extra = in_use if kind == resource.RLIMIT_AS else 0
         resource.setrlimit(kind, (soft + extra, hard + extra))
     # Below the zygote and the worker, so a busy call cannot delay its own kill.
@@ -150,17 +158,27 @@ def join_cgroup(fds: list[int]) -> None:
 
 def first_to_go_when_memory_runs_out() -> None:
     """The init shares the call's group, and the OOM killer picks by size, plus this: the call's
-    processes (which inherit it) go before the init, whose pages of the warm image look big."""
-    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as adjustment:
-        adjustment.write("1000")
+    processes (which inherit it) go before the init, whose pages of the warm image look big. (os-level:
+    a file object would cost the call more than the write.)"""
+    with contextlib.suppress(OSError):
+        write_file("/proc/self/oom_score_adj", b"1000")
+
+
+def write_file(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def address_space_in_use() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """VmSize, the first field of statm (in pages)."""
+    fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return int(os.read(fd, 256).split()[0]) * resource.getpagesize()
+    finally:
+        os.close(fd)
 
 
 def python_file_of(argv: list[str]) -> str | None:
@@ -176,7 +194,7 @@ def run_call(channel: socket.socket, setup: Setup) -> None:
     prepare()
     enter_own_namespaces(setup)
     message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, STDIO_FDS)
-    request = protocol.decode_call(message)
+    request = protocol.unpack_call(message)
     if request["shm_bytes"] != setup.tmp_bytes:
         mount("tmpfs", "/dev/shm", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, shm_options(request["shm_bytes"]))
     # Dumpable again, as an exec would make it (the init is not): its /proc/self is its own.
@@ -238,7 +256,8 @@ class CallProcess:
         finished = readable(self.pidfd, timeout_s)
         duration_ms = (time.monotonic() - started) * 1000
         if not finished:
-            return {"timed_out": True, "signal": signal.SIGKILL, "duration_ms": duration_ms}
+            # A plain int: marshal (the report's way to the zygote) refuses an IntEnum.
+            return {"timed_out": True, "signal": int(signal.SIGKILL), "duration_ms": duration_ms}
         _, status, usage = os.wait4(self.pid, 0)
         self.pid = 0
         report: protocol.CallReport = {
@@ -268,7 +287,15 @@ class CallProcess:
 
 
 def kill_everything_else() -> None:
-    """From pid 1: SIGKILL every other process of the namespace and reap them all."""
+    """From pid 1: SIGKILL every other process of the namespace and reap them all.
+
+    Once H is reaped, whatever of the call still runs is a child of pid 1 or below one (an orphan's
+    parent becomes the namespace's init, before its parent's exit is seen): with no child left the
+    namespace holds nothing else, and kill(-1), which walks every process of the host, is skipped."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(-1, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
@@ -294,14 +321,14 @@ def be_init(link: socket.socket, setup: Setup, join_fds: list[int]) -> None:
         message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, STDIO_FDS)
         if not message:
             os._exit(0)
-        request = protocol.decode_call(message)
+        request = protocol.unpack_call(message)
         try:
             report = call.run(message, fds, request["timeout_s"])
         except OSError as exc:
             report = {"error": f"the call could not start: {exc}"}
         kill_everything_else()
         call.close()
-        link.send(protocol.encode(report))
+        link.send(protocol.pack(report))
 
 
 def close_all_but(keep: set[int]) -> None:
@@ -384,7 +411,7 @@ class CallNamespace:
     def report(self, raw: bytes) -> protocol.CallReport:
         self.call_id = None
         self.last_used = time.monotonic()
-        return protocol.decode_report(raw)
+        return protocol.unpack_report(raw)
 
     def close(self) -> int | None:
         """Kill A (and with it G and its namespace) and reap A. Returns a pidfd of G, readable once G
@@ -406,8 +433,7 @@ class CallNamespace:
         return self.init_pidfd
 
 
-@dataclass(frozen=True)
-class Dying:
+class Dying(NamedTuple):
     """A killed namespace whose G has not exited yet, and what to tell the worker when it has."""
 
     init_pidfd: int
@@ -474,7 +500,7 @@ class Server:
             for fd in join_fds:
                 os.close(fd)
         try:
-            namespace.start(request["id"], message, stdio, request["timeout_s"])
+            namespace.start(request["id"], protocol.pack(request), stdio, request["timeout_s"])
         except OSError as exc:
             self._drop(namespace)
             self._send({"id": request["id"], "error": f"the call's init is gone: {exc}"})
@@ -537,9 +563,13 @@ def serve(control: socket.socket, tmp_options: str) -> None:
     from seccomp_policy import make_filter  # type: ignore[import-not-found]
 
     setup = Setup(compiled_filter(make_filter()), tmp_options, mount_size(tmp_options))
+    make_pipe_streams()
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()
     gc.freeze()
+    # Give back the heap pages that start-up freed (~0.8 MB: libseccomp's build of the filter, import
+    # garbage): fork copies an entry for each resident page and each call's exit tears it down.
+    libc.malloc_trim(0)
     control.send(protocol.encode({"ready": True, "modules": sorted(sys.modules)}))
     Server(control, setup).serve()
 

@@ -59,6 +59,19 @@ def worker_footprint(stack: LocalStack) -> tuple[int, int]:
     return processes, fds
 
 
+def describe_strays(stack: LocalStack) -> list[str]:
+    """Each stray process with its parent and command line, for the failure message."""
+    tree = children_by_parent()
+    parent_of = {child: parent for parent, children in tree.items() for child in children}
+    described = []
+    for worker in stack.processes("worker"):
+        for pid in sorted(stray_processes(worker.pid, tree)):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120]
+                described.append(f"{pid} (parent {parent_of.get(pid)}): {argv.decode(errors='replace')}")
+    return described
+
+
 def descriptors_other_than_groups(pid: int) -> list[str]:
     """What a process's descriptors point at, less the counter files of its slots' cgroups: a slot's
     group keeps those open for its life, and a test may use slots no earlier one did."""
@@ -106,7 +119,7 @@ def footprint_is_restored(stack: LocalStack, api: httpx.Client) -> Iterator[None
     before = settled_footprint(stack)
     yield
     processes, fds = settled_footprint(stack)
-    assert processes == before[0], "a sandboxed process outlived its call"
+    assert processes == before[0], f"a sandboxed process outlived its call: {describe_strays(stack)}"
     # The Redis connection pool may have grown by a few connections under the concurrent test.
     assert fds <= before[1] + 2 * len(stack.processes("worker")) * 4, (before, fds)
     assert api.get("/readyz").json()["workers"] == 2

@@ -5,14 +5,27 @@ CPython's start-up and shutdown that the corpus does not reach. How both runs ar
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
 import sys
+import tempfile
 import types
+from pathlib import Path
 
 import pytest
 
 from service.sandbox.python_main import reseed_random_generators, system_exit_status, unbuffered_stdio
-from tests.compat.runs import bare_program_run, program_names, program_source, program_stdin, run_bare, run_forked
+from tests.compat.runs import (
+    PYTHON,
+    SANDBOX_DIR,
+    bare_program_run,
+    program_names,
+    program_source,
+    program_stdin,
+    run_bare,
+    run_forked,
+)
 
 CORNERS = {
     "exit_code_beyond_a_c_long": "import sys\nsys.exit(2**70)\n",
@@ -140,3 +153,66 @@ def test_generators_seeded_on_import_are_seeded_afresh(monkeypatch: pytest.Monke
     reseed_random_generators()
     assert random.getstate() != state
     assert seeded == [True]
+
+
+# argv: the directory of python_main, the file to write the findings to, then "pipes" or "file": what
+# the call's descriptors 0-2 are. Makes the streams ahead, as the zygote does, then takes the call's
+# descriptors and its streams, as a call's process does; reports how they compare with streams made
+# afresh on the same descriptors.
+STREAMS_OF_A_CALL = """
+import json, os, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+import python_main
+zygote_fds = [os.fstat(fd) for fd in range(3)]
+python_main.make_pipe_streams()
+found = {"zygote_fds_kept": [(a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+                              for a, b in zip(zygote_fds, (os.fstat(fd) for fd in range(3)))]}
+if sys.argv[3] == "pipes":
+    read_end, write_end = os.pipe()
+    call_fds = [read_end, write_end, write_end]
+else:
+    call_fds = [os.open(tempfile.mktemp(), os.O_RDWR | os.O_CREAT) for _ in range(3)]
+for target, fd in enumerate(call_fds):
+    os.dup2(fd, target)
+python_main.reopen_standard_streams()
+def traits(stream):
+    return [stream.encoding, stream.errors, stream.line_buffering, stream.write_through, stream.mode,
+            stream.seekable(), stream.isatty(), stream.buffer.raw.name, stream.buffer.__sizeof__(),
+            type(stream.buffer).__name__, stream.fileno()]
+streams = [sys.stdin, sys.stdout, sys.stderr]
+fresh = [python_main.standard_stream(name, fd, writing, True) for name, fd, writing in python_main.STANDARD_STREAMS]
+found["made_ahead"] = [a is b for a, b in zip(streams, python_main.PIPE_STREAMS)]
+found["same_traits_as_fresh"] = [traits(a) == traits(b) for a, b in zip(streams, fresh)]
+with open(sys.argv[2], "w") as out:
+    json.dump(found, out)
+"""
+
+
+def streams_of_a_call(call_fds: str) -> dict[str, list[bool]]:
+    with tempfile.TemporaryDirectory() as scratch:
+        findings = Path(scratch, "findings.json")
+        subprocess.run(
+            [PYTHON, "-I", "-B", "-c", STREAMS_OF_A_CALL, str(SANDBOX_DIR), str(findings), call_fds],
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        found: dict[str, list[bool]] = json.loads(findings.read_text())
+        return found
+
+
+def test_a_call_on_pipes_takes_the_streams_made_ahead_which_are_those_it_would_make() -> None:
+    found = streams_of_a_call("pipes")
+    assert found == {
+        "zygote_fds_kept": [True, True, True],
+        "made_ahead": [True, True, True],
+        "same_traits_as_fresh": [True, True, True],
+    }
+
+
+def test_a_call_on_anything_but_pipes_makes_its_own_streams() -> None:
+    found = streams_of_a_call("file")
+    assert found["made_ahead"] == [False, False, False]
+    assert found["same_traits_as_fresh"] == [True, True, True]

@@ -2,7 +2,8 @@
 
 Each slot's calls run in their own pid namespace under the shared zygote, with only their own
 workspace in view; a call cancelled in one slot dies alone, before its slot is given back, and the
-others run on; a zygote that dies starts again.
+others run on; a zygote that dies starts again. Under the rlimit fallback, a call's address-space budget
+comes on top of the image it has mapped.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,9 +21,24 @@ from service import metrics
 from service.bench.slots import job
 from service.models import ExecutionResult, Status
 from service.sandbox.executor import Sandbox
+from tests.compat.runs import PYTHON, SANDBOX_DIR
 from tests.sandbox.warm import warm_sandbox
 
 pytestmark = pytest.mark.timeout(120)
+
+# argv: the directory of zygote_server. Prints what the call's process would take for the address space
+# in use, then the kernel's VmSize of the same process.
+ADDRESS_SPACE = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import zygote_server
+measured = zygote_server.address_space_in_use()
+fd = os.open("/proc/self/status", os.O_RDONLY)
+status = os.read(fd, 1 << 16).decode()
+os.close(fd)
+vm_size = next(line for line in status.splitlines() if line.startswith("VmSize:"))
+print(measured, int(vm_size.split()[1]) * 1024)
+"""
 
 
 def warm_launches() -> float:
@@ -104,3 +121,24 @@ async def test_a_zygote_that_dies_starts_again_on_the_next_call(sandbox: Sandbox
     result = await sandbox.execute(job("print(6 * 7)"), 3)
     assert result.status == Status.ok and result.stdout == "42\n"
     assert warm_launches() - before == 1
+
+
+async def test_a_call_past_its_deadline_is_killed_and_answered_by_its_zygote(sandbox: Sandbox) -> None:
+    """The slot's init reports the time-out itself: the call is not run again cold."""
+    before = warm_launches()
+    result = await sandbox.execute(job("while True:\n    pass\n", timeout_s=0.5), 2)
+    assert result.status == Status.timeout
+    assert warm_launches() - before == 1
+    # The slot's namespace survived its time-out: the next call runs in it.
+    result = await sandbox.execute(job("print(42)"), 2)
+    assert result.status == Status.ok and result.stdout == "42\n"
+
+
+def test_the_address_space_a_call_budgets_on_top_of_is_its_vmsize() -> None:
+    """Under the rlimit fallback, a call's RLIMIT_AS is its budget plus what the warm image has mapped."""
+    done = subprocess.run(
+        [PYTHON, "-I", "-B", "-c", ADDRESS_SPACE, str(SANDBOX_DIR)], capture_output=True, check=True, timeout=60
+    )
+    measured, vm_size = map(int, done.stdout.split())
+    # Read one after the other: only what the interpreter mapped in between may differ.
+    assert abs(measured - vm_size) < 1 << 20
