@@ -7,25 +7,28 @@ live one. A result is final when its SET NX wins. A tracked job's result goes th
 stores it, acknowledges and deletes the entry and, only if it won, publishes it to its record's
 watchers, so a job redelivered after a false alarm still has exactly one final result. A synchronous
 call's result (no record, no watchers) takes the same steps as plain commands, without the cost of a
-script (see `_add_plain_publish`). Round trips, not commands, are most of what Redis spends per call, so
-the jobs one process enqueues at the same moment share one, and so do results finished together.
+script (see `_plain_publish`). Round trips, not commands, are most of what Redis spends per call, so
+the jobs one process enqueues at the same moment share one, and so do results finished together; and a
+worker's next read of new jobs can go out after its results, on their connection (`deliver_and_claim`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.asyncio.client import PubSub
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -49,7 +52,7 @@ Client = aioredis.Redis | RedisCluster
 #       reply channel prefix (a watcher's channel is the prefix and its gateway id), tracked ('1': the
 #       job may have a record and watchers), reclaimed ('1': drop its retry count), PUBLISH or SPUBLISH.
 # Returns {1 if this result is the first (the final one), 1 if this acknowledged the entry}. Only what
-# the job has is touched. A synchronous call's result takes plain commands instead (`_add_plain_publish`).
+# the job has is touched. A synchronous call's result takes plain commands instead (`_plain_publish`).
 PUBLISH_RESULT = """
 local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 local acked = 0
@@ -89,6 +92,18 @@ class Reclaimed:
 
 
 @dataclass(frozen=True)
+class ClaimOrder:
+    """A worker's read of new jobs (as `claim_jobs`), to be sent after results (`deliver_and_claim`)."""
+
+    consumer: str
+    count: int
+    block_ms: int
+    shard: int
+    # Resolved with the jobs read (an empty list if the block timed out), or with the read's error.
+    jobs: asyncio.Future[list[Claimed]]
+
+
+@dataclass(frozen=True)
 class Delivery:
     """A final result and what publishing it involves: who waits, which entry it acknowledges."""
 
@@ -98,6 +113,15 @@ class Delivery:
     # Set when the job counts against its tenant's quota until its entry is acknowledged.
     tenant: str | None = None
     reclaimed: bool = False
+
+
+@dataclass
+class PublishPlan:
+    """The commands that publish some deliveries, and how many of them (and whether a script) each takes."""
+
+    commands: list[tuple[Any, ...]] = field(default_factory=list)
+    spans: list[int] = field(default_factory=list)
+    scripted: list[bool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -148,6 +172,22 @@ class FailoverPipeline(ClusterPipeline):
             raise RedisConnectionError(f"cluster connection torn mid-pipeline: {exc!r}") from exc
 
 
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(exc)
+
+
+def _as_lost_connection(exc: BaseException) -> BaseException:
+    """A connection torn by a cluster failover, said as the lost connection it is (see FailoverCluster)."""
+    if isinstance(exc, TORN_CONNECTION):
+        return RedisConnectionError(f"connection torn mid-read: {exc!r}")
+    return exc
+
+
 def connect(target: Settings | str) -> Client:
     """The client gateway, worker, bench and tests use: a single Redis from a URL, or what `Settings`
     names (a Redis Cluster when `redis_cluster` is set; its URL names any one node)."""
@@ -175,6 +215,8 @@ class RedisQueue:
         # shard -> (when, depth) of the last depth this process read, for admission.
         self._depth_seen: dict[int, tuple[float, int]] = {}
         self._enqueues = Coalescer(self._enqueue_batch, "enqueue")
+        # Reads sent after results (`deliver_and_claim`) whose jobs have not come yet.
+        self._reads: set[asyncio.Task[None]] = set()
 
     @classmethod
     def for_settings(cls, redis: Client, settings: Settings) -> RedisQueue:
@@ -320,10 +362,107 @@ class RedisQueue:
         result of its job. The quota a counted job held is given back in a second one."""
         if not deliveries:
             return []
-        replies = await self._publish_round_trip(deliveries, ttl_s)
+        answers = await self._publish_round_trip(deliveries, ttl_s)
+        await self._release_quotas(deliveries, answers)
+        return [first for first, _ in answers]
+
+    async def deliver_and_claim(self, deliveries: list[Delivery], ttl_s: int, claim: ClaimOrder) -> list[bool]:
+        """`deliver`, and the worker's next read of new jobs (`claim_jobs`) sent after the results on the
+        same connection, in the same round trip. Redis answers the results at once and the read when it
+        has jobs (or after the order's `block_ms`); the read's jobs, or its error, resolve `claim.jobs`.
+
+        A worker that sent that read on its own would wake Redis once more per job for a read that
+        returns nothing yet; and jobs that came in the meantime are read here at once, which costs Redis
+        a fraction of serving a blocked reader. Every delivery must be on the order's node (`shares_node`).
+        """
+        keys = self.shards[claim.shard]
+        plan = self._publish_plan(deliveries, ttl_s)
+        group = (self.keys.group, claim.consumer, "COUNT", claim.count, "BLOCK", claim.block_ms)
+        read = ("XREADGROUP", "GROUP", *group, "STREAMS", keys.jobs, ">")
+        try:
+            owner, connection = await self._take_connection(keys.jobs)
+            try:
+                await connection.send_packed_command(connection.pack_commands([*plan.commands, read]))
+                replies = [await self._read_reply(owner, connection, command[0]) for command in plan.commands]
+            except BaseException:
+                await self._give_back(owner, connection, broken=True)
+                raise
+        except BaseException as exc:
+            lost = _as_lost_connection(exc)
+            _fail(claim.jobs, lost)
+            if lost is exc:
+                raise
+            raise lost from exc
+        reading = asyncio.create_task(self._read_claimed(owner, connection, keys, claim.jobs), name="claim-read")
+        self._reads.add(reading)
+        reading.add_done_callback(self._reads.discard)
+        # The order's owner may stop waiting (the worker stops): then the read stops too.
+        claim.jobs.add_done_callback(lambda jobs: reading.cancel() if jobs.cancelled() else None)
+        answers = await self._publish_answers(deliveries, ttl_s, plan, replies)
+        await self._release_quotas(deliveries, answers)
+        return [first for first, _ in answers]
+
+    def shares_node(self, delivery: Delivery, shard: int) -> bool:
+        """Whether `delivery` can be published on a connection to `shard`'s node: always on one Redis, on a
+        cluster only if the job is of that shard."""
+        return not self.cluster or self.keys.shard_of(delivery.result.id).index == shard
+
+    async def _read_claimed(
+        self, owner: Any, connection: Connection, keys: ShardKeys, jobs: asyncio.Future[list[Claimed]]
+    ) -> None:
+        try:
+            reply = await self._read_reply(owner, connection, "XREADGROUP")
+        except BaseException as exc:
+            await self._give_back(owner, connection, broken=True)
+            _fail(jobs, _as_lost_connection(exc))
+            return
+        await self._give_back(owner, connection, broken=False)
+        try:
+            if isinstance(reply, Exception):
+                raise reply
+            # RESP2 reply: [[stream, [(entry_id, {field: value}), ...]]] or None when the block timed out.
+            claimed = await self._parse_entries(keys, reply[0][1], reclaimed=False) if reply else []
+        except Exception as exc:
+            _fail(jobs, exc)
+            return
+        if not jobs.done():
+            jobs.set_result(claimed)
+
+    async def _take_connection(self, key: str) -> tuple[Any, Connection]:
+        """A connection of its own to the node holding `key`, and the client (or cluster node) it came from,
+        whose `parse_response` reads a reply as that client would."""
+        if isinstance(self.redis, RedisCluster):
+            node = self.redis.get_node_from_key(key)
+            if node is None:
+                raise RedisConnectionError(f"no cluster node serves {key}")
+            return node, node.acquire_connection()
+        pool = self.redis.connection_pool
+        return self.redis, cast(Connection, await pool.get_connection())  # type: ignore[no-untyped-call]
+
+    @staticmethod
+    async def _read_reply(owner: Any, connection: Connection, command: str) -> Any:
+        """One reply, parsed; an error reply is returned (as a pipeline does), not raised."""
+        try:
+            return await owner.parse_response(connection, command)
+        except ResponseError as exc:
+            return exc
+
+    @staticmethod
+    async def _give_back(owner: Any, connection: Connection, broken: bool) -> None:
+        if broken:
+            # Replies may still be on their way: nobody may read this connection's next reply as theirs.
+            with contextlib.suppress(Exception):
+                await connection.disconnect()
+        if isinstance(owner, ClusterNode):
+            owner.release(connection)
+        else:
+            await owner.connection_pool.release(connection)
+
+    async def _release_quotas(self, deliveries: list[Delivery], answers: list[tuple[bool, bool]]) -> None:
+        """Give back the quota of each counted job whose entry this publishing acknowledged."""
         releases = [
             delivery.tenant
-            for delivery, (_, acked) in zip(deliveries, replies, strict=True)
+            for delivery, (_, acked) in zip(deliveries, answers, strict=True)
             if delivery.tenant and acked
         ]
         if releases:
@@ -331,25 +470,39 @@ class RedisQueue:
                 for tenant in releases:
                     pipe.hincrby(self.keys.in_flight, tenant, -1)
                 await pipe.execute()
-        return [first for first, _ in replies]
 
     async def _publish_round_trip(self, deliveries: list[Delivery], ttl_s: int) -> list[tuple[bool, bool]]:
-        """(first, acknowledged) for each delivery. A synchronous call's result (untracked, never
-        reclaimed) is published by plain commands, the others by the script."""
-        scripted = {index for index, delivery in enumerate(deliveries) if self._needs_script(delivery)}
-        spans: list[int] = []
+        """(first, acknowledged) for each delivery, in one pipeline."""
+        plan = self._publish_plan(deliveries, ttl_s)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for index, delivery in enumerate(deliveries):
-                if index in scripted:
-                    pipe.execute_command("EVALSHA", self._publish_sha, *self._publish_call(delivery, ttl_s))
-                    spans.append(1)
-                else:
-                    spans.append(self._add_plain_publish(pipe, delivery, ttl_s))
+            for command in plan.commands:
+                pipe.execute_command(*command)
             replies = await pipe.execute(raise_on_error=False)
+        return await self._publish_answers(deliveries, ttl_s, plan, replies)
+
+    def _publish_plan(self, deliveries: list[Delivery], ttl_s: int) -> PublishPlan:
+        """The commands that publish `deliveries`. A synchronous call's result (untracked, never
+        reclaimed) is published by plain commands, the others by the script."""
+        plan = PublishPlan()
+        for delivery in deliveries:
+            if self._needs_script(delivery):
+                commands = [("EVALSHA", self._publish_sha, *self._publish_call(delivery, ttl_s))]
+                plan.scripted.append(True)
+            else:
+                commands = self._plain_publish(delivery, ttl_s)
+                plan.scripted.append(False)
+            plan.commands += commands
+            plan.spans.append(len(commands))
+        return plan
+
+    async def _publish_answers(
+        self, deliveries: list[Delivery], ttl_s: int, plan: PublishPlan, replies: list[Any]
+    ) -> list[tuple[bool, bool]]:
+        """(first, acknowledged) for each delivery from the replies to its `plan`."""
         answers: list[tuple[bool, bool]] = []
         unscripted: list[int] = []
         at = 0
-        for index, (delivery, span) in enumerate(zip(deliveries, spans, strict=True)):
+        for index, (delivery, span, scripted) in enumerate(zip(deliveries, plan.spans, plan.scripted, strict=True)):
             reply, at = replies[at : at + span], at + span
             if isinstance(reply[0], NoScriptError):
                 unscripted.append(index)  # NOSCRIPT means nothing ran: run it again below
@@ -358,7 +511,7 @@ class RedisQueue:
             for error in reply:
                 if isinstance(error, Exception):
                     raise error
-            if index in scripted:
+            if scripted:
                 answers.append((bool(reply[0][0]), bool(reply[0][1])))
             else:
                 # SET NX answers True when it stored the result; XACK (if sent) 1 when it acknowledged.
@@ -375,9 +528,9 @@ class RedisQueue:
         retry count)."""
         return delivery.reclaimed or is_tracked(delivery.result.id)
 
-    def _add_plain_publish(self, pipe: Any, delivery: Delivery, ttl_s: int) -> int:
-        """Add a synchronous call's publishing to a pipeline: store the result unless one exists, ack and
-        delete the entry, tell the waiting gateway. Returns the number of commands added.
+    def _plain_publish(self, delivery: Delivery, ttl_s: int) -> list[tuple[Any, ...]]:
+        """The commands that publish a synchronous call's result: store it unless one exists, ack and
+        delete the entry, tell the waiting gateway.
 
         Unlike the script, the message goes out even when a result was already stored: only a job run
         twice (redelivered after a false alarm) has two, and the gateway answers the first it hears and
@@ -387,15 +540,12 @@ class RedisQueue:
         job_id = delivery.result.id
         shard = self.keys.shard_of(job_id)
         raw = delivery.result.model_dump_json()
-        pipe.set(shard.result(job_id), raw, nx=True, ex=ttl_s)
-        commands = 1
+        commands: list[tuple[Any, ...]] = [("SET", shard.result(job_id), raw, "NX", "EX", ttl_s)]
         if delivery.entry_id:
-            pipe.xack(shard.jobs, self.keys.group, delivery.entry_id)
-            pipe.xdel(shard.jobs, delivery.entry_id)
-            commands += 2
+            commands.append(("XACK", shard.jobs, self.keys.group, delivery.entry_id))
+            commands.append(("XDEL", shard.jobs, delivery.entry_id))
         if delivery.reply_to:
-            self.add_publish(pipe, shard.reply_channel(delivery.reply_to), raw)
-            commands += 1
+            commands.append(self._publish_command(shard.reply_channel(delivery.reply_to), raw))
         return commands
 
     async def _run_publish_scripts(self, deliveries: list[Delivery], ttl_s: int) -> list[list[int]]:
@@ -435,7 +585,10 @@ class RedisQueue:
 
     def add_publish(self, pipe: Any, channel: str, message: str | bytes) -> None:
         """Add the publishing of `message` on a shard channel to a pipeline."""
-        pipe.execute_command(self.publish_command, channel, message)
+        pipe.execute_command(*self._publish_command(channel, message))
+
+    def _publish_command(self, channel: str, message: str | bytes) -> tuple[Any, ...]:
+        return (self.publish_command, channel, message)
 
     async def get_raw_results(self, job_ids: list[str]) -> list[bytes]:
         """The stored result JSON of those of `job_ids` that have finished."""

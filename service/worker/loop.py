@@ -4,9 +4,10 @@ One asyncio loop per process, with one claim loop per queue shard. A claim loop 
 free slots' worth of jobs in one XREADGROUP (blocking while its shard is empty); each job runs in a task
 that owns one slot (a sandbox uid and a share of the machine). Two shards' reads can together return a
 job or two more than there are free slots: those wait, claimed, for the next slot. Results that finish
-together are published together (`Outbox`). A heartbeat task announces the worker and keeps its jobs
-from being reclaimed; the claim loops also pick up jobs abandoned by dead workers. SIGTERM stops intake
-and lets running calls finish.
+together are published together (`Outbox`), and while jobs run, a claim loop's next read goes out in
+the same round trip as the next results instead of on its own. A heartbeat task announces the worker
+and keeps its jobs from being reclaimed; the claim loops also pick up jobs abandoned by dead workers.
+SIGTERM stops intake and lets running calls finish.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from service.config import Settings
 from service.models import ExecutionResult, Status
 from service.queue.batching import Coalescer
 from service.queue.errors import REDIS_DOWN
-from service.queue.redis_queue import Claimed, Delivery, RedisQueue
+from service.queue.redis_queue import Claimed, ClaimOrder, Delivery, RedisQueue
 from service.queue.stats import report_slots
 from service.queue.tasks import wait_briefly
 from service.sandbox.executor import Sandbox
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
 RETRY_DELAY_S = 0.5
+# How long a claim loop whose worker runs jobs waits for a batch of their results to carry its next read
+# (`Outbox.carry_read`) before it sends the read alone. A lone call's own result carries the read that
+# waits for the next call, so this adds nothing to its latency; under load a job that arrives meanwhile
+# waits at most this long before it is read.
+CARRY_WAIT_S = 0.005
 
 
 def new_worker_id() -> str:
@@ -47,20 +53,61 @@ def new_worker_id() -> str:
 
 class Outbox:
     """Publishes results: those finished while the previous batch was being sent (or in the same turn of
-    the event loop) go together in one round trip. Retries through a Redis outage; if the worker stops
-    first, the entry stays pending and is redelivered."""
+    the event loop) go together in one round trip, which also carries a claim loop's next read if one
+    waits for it (`carry_read`). Retries through a Redis outage; if the worker stops first, the entry
+    stays pending and is redelivered."""
 
     def __init__(self, queue: RedisQueue, ttl_s: int, stopping: asyncio.Event) -> None:
         self.queue = queue
         self.ttl_s = ttl_s
         self.stopping = stopping
         self._batches = Coalescer(self._send, "outbox")
+        # shard -> the read of new jobs its claim loop waits to send with the next batch.
+        self._orders: dict[int, ClaimOrder] = {}
 
     async def publish(self, delivery: Delivery) -> None:
         await self._batches.submit_many([delivery])
 
+    async def carry_read(self, consumer: str, shard: int, count: int, wait_s: float) -> list[Claimed] | None:
+        """Read up to `count` new jobs of `shard` in the round trip of the next batch of results, if one
+        leaves within `wait_s`: the jobs (after a block, as `claim_jobs`); None if no batch left in time."""
+        jobs = asyncio.get_running_loop().create_future()
+        order = ClaimOrder(consumer, count, CLAIM_BLOCK_MS, shard, jobs)
+        self._orders[shard] = order
+        try:
+            await asyncio.wait([order.jobs], timeout=wait_s)
+            if not order.jobs.done() and self._orders.get(shard) is order:
+                del self._orders[shard]
+                return None
+            return await order.jobs
+        except BaseException:
+            if self._orders.get(shard) is order:
+                del self._orders[shard]
+            order.jobs.cancel()
+            raise
+
+    def _take_order(self, deliveries: list[Delivery]) -> ClaimOrder | None:
+        """The waiting read that can go with the most of `deliveries` (all of them on one Redis)."""
+        if not self._orders:
+            return None
+        shard = max(self._orders, key=lambda shard: self._riding(deliveries, shard))
+        if self._riding(deliveries, shard) == 0:
+            return None
+        return self._orders.pop(shard)
+
+    def _riding(self, deliveries: list[Delivery], shard: int) -> int:
+        return sum(self.queue.shares_node(delivery, shard) for delivery in deliveries)
+
     async def _send(self, deliveries: list[Delivery]) -> list[None]:
-        while True:
+        count = len(deliveries)
+        order = self._take_order(deliveries)
+        if order is not None:
+            riding = [delivery for delivery in deliveries if self.queue.shares_node(delivery, order.shard)]
+            with contextlib.suppress(*REDIS_DOWN):
+                # On failure the order's claim loop hears the error; the results are sent again below.
+                await self.queue.deliver_and_claim(riding, self.ttl_s, order)
+                deliveries = [delivery for delivery in deliveries if not self.queue.shares_node(delivery, order.shard)]
+        while deliveries:
             try:
                 await self.queue.deliver(deliveries, self.ttl_s)
                 break
@@ -69,7 +116,7 @@ class Outbox:
                     log.error("could not publish %d result(s) before stopping: %s", len(deliveries), exc)
                     break
                 await asyncio.sleep(RETRY_DELAY_S)
-        return [None] * len(deliveries)
+        return [None] * count
 
 
 class Worker:
@@ -171,8 +218,16 @@ class Worker:
                 await self._publish(item, ExecutionResult(id=item.job.id, status=Status.sandbox_error, reason=reason))
             claimed += reclaimed.claimed
         if len(claimed) < count:
-            claimed += await self.queue.claim_jobs(self.id, count - len(claimed), CLAIM_BLOCK_MS, shard)
+            claimed += await self._read_new(shard, count - len(claimed))
         return claimed
+
+    async def _read_new(self, shard: int, count: int) -> list[Claimed]:
+        if self.running and CARRY_WAIT_S > 0:
+            # Results are on their way: the next batch of them carries this read.
+            carried = await self.outbox.carry_read(self.id, shard, count, CARRY_WAIT_S)
+            if carried is not None:
+                return carried
+        return await self.queue.claim_jobs(self.id, count, CLAIM_BLOCK_MS, shard)
 
     def _start(self, claimed: Claimed) -> None:
         if not self.free_slots:
