@@ -278,8 +278,11 @@ class RedisQueue:
 
     async def claim_jobs(self, consumer: str, count: int, block_ms: int, shard: int = 0) -> list[Claimed]:
         keys = self.shards[shard]
-        # RESP2 reply: [[stream, [(entry_id, {field: value}), ...]]] or None when the block timed out.
-        reply = cast(Any, await self._read_group(keys.jobs, consumer, count, block_ms))
+        return await self._claimed_from(keys, await self._read_group(keys.jobs, consumer, count, block_ms))
+
+    async def _claimed_from(self, keys: ShardKeys, reply: Any) -> list[Claimed]:
+        """The jobs of an XREADGROUP reply (RESP2: [[stream, [(entry_id, {field: value}), ...]]], or None
+        when the block timed out)."""
         if not reply:
             return []
         _stream, entries = reply[0]
@@ -291,8 +294,12 @@ class RedisQueue:
         # XREADGROUP's keys can be anywhere in it: the cluster client would ask a server where they are
         # (COMMAND GETKEYS) before every read. The stream's node is known, so the read goes straight there.
         node = self.redis.get_node_from_key(stream)
+        read = self._read_group_command(stream, consumer, count, block_ms)
+        return await self.redis.execute_command(*read, target_nodes=node)
+
+    def _read_group_command(self, stream: str, consumer: str, count: int, block_ms: int) -> tuple[Any, ...]:
         group = ("GROUP", self.keys.group, consumer, "COUNT", count, "BLOCK", block_ms)
-        return await self.redis.execute_command("XREADGROUP", *group, "STREAMS", stream, ">", target_nodes=node)
+        return ("XREADGROUP", *group, "STREAMS", stream, ">")
 
     async def reclaim_stale(
         self, consumer: str, idle_s: float, count: int, max_attempts: int, shard: int = 0
@@ -377,8 +384,7 @@ class RedisQueue:
         """
         keys = self.shards[claim.shard]
         plan = self._publish_plan(deliveries, ttl_s)
-        group = (self.keys.group, claim.consumer, "COUNT", claim.count, "BLOCK", claim.block_ms)
-        read = ("XREADGROUP", "GROUP", *group, "STREAMS", keys.jobs, ">")
+        read = self._read_group_command(keys.jobs, claim.consumer, claim.count, claim.block_ms)
         try:
             owner, connection = await self._take_connection(keys.jobs)
             try:
@@ -420,8 +426,7 @@ class RedisQueue:
         try:
             if isinstance(reply, Exception):
                 raise reply
-            # RESP2 reply: [[stream, [(entry_id, {field: value}), ...]]] or None when the block timed out.
-            claimed = await self._parse_entries(keys, reply[0][1], reclaimed=False) if reply else []
+            claimed = await self._claimed_from(keys, reply)
         except Exception as exc:
             _fail(jobs, exc)
             return

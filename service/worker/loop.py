@@ -90,8 +90,8 @@ class Outbox:
         """The waiting read that can go with the most of `deliveries` (all of them on one Redis)."""
         if not self._orders:
             return None
-        shard = max(self._orders, key=lambda shard: self._riding(deliveries, shard))
-        if self._riding(deliveries, shard) == 0:
+        riding, shard = max((self._riding(deliveries, shard), shard) for shard in self._orders)
+        if riding == 0:
             return None
         return self._orders.pop(shard)
 
@@ -102,11 +102,14 @@ class Outbox:
         count = len(deliveries)
         order = self._take_order(deliveries)
         if order is not None:
-            riding = [delivery for delivery in deliveries if self.queue.shares_node(delivery, order.shard)]
+            riding: list[Delivery] = []
+            apart: list[Delivery] = []
+            for delivery in deliveries:
+                (riding if self.queue.shares_node(delivery, order.shard) else apart).append(delivery)
             with contextlib.suppress(*REDIS_DOWN):
                 # On failure the order's claim loop hears the error; the results are sent again below.
                 await self.queue.deliver_and_claim(riding, self.ttl_s, order)
-                deliveries = [delivery for delivery in deliveries if not self.queue.shares_node(delivery, order.shard)]
+                deliveries = apart
         while deliveries:
             try:
                 await self.queue.deliver(deliveries, self.ttl_s)

@@ -59,10 +59,14 @@ def worker_footprint(stack: LocalStack) -> tuple[int, int]:
     return processes, fds
 
 
+def parents(tree: dict[int, list[int]]) -> dict[int, int]:
+    return {child: parent for parent, children in tree.items() for child in children}
+
+
 def describe_strays(stack: LocalStack) -> list[str]:
     """Each stray process with its parent and command line, for the failure message."""
     tree = children_by_parent()
-    parent_of = {child: parent for parent, children in tree.items() for child in children}
+    parent_of = parents(tree)
     described = []
     for worker in stack.processes("worker"):
         for pid in sorted(stray_processes(worker.pid, tree)):
@@ -96,7 +100,7 @@ def stray_processes(worker: int, tree: dict[int, list[int]]) -> set[int]:
     sandbox (bubblewrap), the zygote, and per slot that has had a call A → G → H, with H waiting for
     the slot's next call and childless. Anything else is something a call left behind."""
     everything = set(descendants(worker, tree))
-    parent_of = {child: parent for parent, children in tree.items() for child in children}
+    parent_of = parents(tree)
     kept: set[int] = set()
     for zygote in everything:
         if not is_zygote(zygote) or is_zygote(parent_of.get(zygote, 0)):
