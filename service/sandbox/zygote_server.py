@@ -9,7 +9,7 @@ serves every slot of its worker at once; its processes, per slot that has had a 
               │  /slots gone), waits for G; dies with the zygote
               └─ G: pid 1 of that namespace for the slot's calls, one after another; own /proc
                  └─ H: one per call, forked by G *before* the call arrives; while it waits it
-                       enters its own mount and ipc namespaces (a fresh /tmp). When the call comes, H takes
+                       enters its own ipc namespace. When the call comes, H takes
                        its stdin/stdout/stderr and limits, drops every capability, loads the seccomp
                        filter and runs the program (Python in-process from the warm image, anything
                        else by exec)
@@ -73,6 +73,8 @@ MAX_MESSAGE, STDIO_FDS, MAX_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS, prot
 STARTED = b"started"
 NOTHING_YET = b"(nothing yet)"
 SLOTS = "/slots"
+# A slot's scratch directories: tmpfs mounts of its namespace, emptied after each call.
+SCRATCH_DIRS = ("/tmp", "/dev/shm")
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 0x20, 0x1000
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -192,11 +194,11 @@ def run_call(channel: socket.socket, setup: Setup) -> None:
     """H: wait for the request, then become the call."""
     # While it waits: what running the call needs that does not depend on the call.
     prepare()
-    enter_own_namespaces(setup)
+    # Its own ipc namespace: no SysV object shared with the calls before (an ipc namespace is freed by
+    # a kernel worker, so the call's exit does not wait for that).
+    check(libc.unshare(CLONE_NEWIPC), "unshare")
     message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, STDIO_FDS)
     request = protocol.unpack_call(message)
-    if request["shm_bytes"] != setup.tmp_bytes:
-        mount("tmpfs", "/dev/shm", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, shm_options(request["shm_bytes"]))
     # Dumpable again, as an exec would make it (the init is not): its /proc/self is its own.
     libc.prctl(PR_SET_DUMPABLE, 1)
     first_to_go_when_memory_runs_out()
@@ -217,13 +219,34 @@ def run_call(channel: socket.socket, setup: Setup) -> None:
     os.execv(request["argv"][0], request["argv"])
 
 
-def enter_own_namespaces(setup: Setup) -> None:
-    """Own mount and ipc namespaces: a fresh /tmp and /dev/shm (POSIX semaphores and shared memory, as
-    multiprocessing uses them), and no SysV objects shared with the calls before."""
-    check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
-    mount("none", "/", None, MS_REC | MS_PRIVATE)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, setup.tmp_options)
-    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, shm_options(setup.tmp_bytes))
+def empty_scratch() -> None:
+    """From G, once the call's processes are all gone: the slot's /tmp and /dev/shm as a new tmpfs
+    has them, empty and mode 1777, for the next call. Emptied, not mounted afresh for each call: the
+    unmount that ends a call's own mount namespace waits for an expedited RCU grace period, which
+    hundreds of preempted processes can stretch to seconds. Everything in them belongs to the
+    sandbox's uid, as G does, so G can open and remove all of it; if it cannot, this raises, and G
+    ends its namespace rather than pass anything on (the slot's next call gets a new one)."""
+    for root in SCRATCH_DIRS:
+        empty_tree(root)
+        os.chmod(root, 0o1777)  # noqa: PTH101 (no pathlib in the zygote, see the imports)
+
+
+def empty_tree(root: str) -> None:
+    """Remove everything below `root`, never following a symbolic link."""
+    pending, directories = [root], []
+    while pending:
+        directory = pending.pop()
+        # A directory the call made unreadable or unwritable: its owner (the sandbox's uid) opens it.
+        os.chmod(directory, 0o700)  # noqa: PTH101
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                    directories.append(entry.path)
+                else:
+                    os.unlink(entry.path)  # noqa: PTH108
+    for directory in reversed(directories):
+        os.rmdir(directory)  # noqa: PTH106
 
 
 def shm_options(size: int) -> str:
@@ -316,6 +339,7 @@ def be_init(link: socket.socket, setup: Setup, join_fds: list[int]) -> None:
     # Once, so that each call's process is born in the slot's group: moving a process between groups
     # waits for an RCU grace period (~8 ms here), which would otherwise be every call's time.
     join_cgroup(join_fds)
+    shm_bytes = setup.tmp_bytes
     while True:
         call = CallProcess(setup, [link])
         message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, STDIO_FDS)
@@ -323,11 +347,21 @@ def be_init(link: socket.socket, setup: Setup, join_fds: list[int]) -> None:
             os._exit(0)
         request = protocol.unpack_call(message)
         try:
+            if request["shm_bytes"] != shm_bytes:
+                options = shm_options(request["shm_bytes"])
+                mount("tmpfs", "/dev/shm", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, options)
+                shm_bytes = request["shm_bytes"]
             report = call.run(message, fds, request["timeout_s"])
         except OSError as exc:
             report = {"error": f"the call could not start: {exc}"}
         kill_everything_else()
         call.close()
+        try:
+            empty_scratch()
+        except OSError:
+            # What is left must not reach the next call: the namespace ends with this answer.
+            link.send(protocol.pack(report))
+            os._exit(0)
         link.send(protocol.pack(report))
 
 
@@ -339,13 +373,17 @@ def close_all_but(keep: set[int]) -> None:
     os.closerange(low, 65536)
 
 
-def enter_slot(slot: int) -> None:
-    """In A's fresh mount namespace: the slot's workspace at /workspace, no other slot in view. The
-    mounts bubblewrap made are locked in this namespace (it sits in a nested user namespace), so
-    /slots cannot be unmounted: an empty read-only tmpfs covers it."""
+def enter_slot(slot: int, setup: Setup) -> None:
+    """In A's fresh mount namespace: the slot's workspace at /workspace, no other slot in view, and
+    the slot's own /tmp and /dev/shm (POSIX semaphores and shared memory, as multiprocessing uses
+    them): size-capped tmpfs that G empties after each call. The mounts bubblewrap made are locked in
+    this namespace (it sits in a nested user namespace), so /slots cannot be unmounted: an empty
+    read-only tmpfs covers it."""
     mount("none", "/", None, MS_REC | MS_PRIVATE)
     mount(f"{SLOTS}/slot-{slot}", "/workspace", None, MS_BIND | MS_REC)
     mount("tmpfs", SLOTS, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=0")
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, setup.tmp_options)
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, shm_options(setup.tmp_bytes))
 
 
 class CallNamespace:
@@ -362,7 +400,7 @@ class CallNamespace:
                 close_all_but({child_end.fileno(), *join_fds})
                 libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
                 check(libc.unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare")
-                enter_slot(slot)
+                enter_slot(slot, setup)
                 init = os.fork()
                 if init == 0:
                     try:

@@ -157,3 +157,41 @@ async def test_the_peak_memory_a_call_reports_is_its_own(sandbox: Sandbox, extra
         assert second.status == Status.ok, second.stderr
         assert second.peak_memory_kb is not None
         assert 100 * 1024 <= second.peak_memory_kb < 300 * 1024
+
+
+# Leaves in the slot's /tmp and /dev/shm what a call can make there: files, a symbolic link out, a
+# fifo, a deep tree of directories it made unreadable, and both roots' modes taken away.
+SCRATCH_MESS = """
+import os
+for root in ('/tmp', '/dev/shm'):
+    open(root + '/left-behind', 'w').write('x')
+    os.symlink('/workspace/main.py', root + '/link-out')
+    os.mkfifo(root + '/fifo')
+    path = root
+    for depth in range(40):
+        path += '/d'
+        os.mkdir(path)
+        open(path + '/f', 'w').write('y')
+    for depth in range(40):
+        os.chmod(path, 0)
+        path = os.path.dirname(path)
+    os.chmod(root, 0)
+print('messed')
+"""
+SCRATCH_SEEN = """
+import os, stat
+for root in ('/tmp', '/dev/shm'):
+    print(root, oct(stat.S_IMODE(os.stat(root).st_mode)), sorted(os.listdir(root)))
+    open(root + '/mine', 'w').write('z')
+"""
+
+
+@pytest.mark.parametrize("extra_import", ["", "import numpy\n"], ids=["lean", "heavy"])
+async def test_the_next_call_in_a_slot_gets_an_empty_tmp_and_dev_shm(sandbox: Sandbox, extra_import: str) -> None:
+    slot = 5
+    messed = await sandbox.execute(job(extra_import + SCRATCH_MESS, timeout_s=30), slot)
+    assert messed.status == Status.ok and messed.stdout == "messed\n", messed.stderr
+    for _ in range(2):
+        seen = await sandbox.execute(job(extra_import + SCRATCH_SEEN, timeout_s=30), slot)
+        assert seen.status == Status.ok, seen.stderr
+        assert seen.stdout == "/tmp 0o1777 []\n/dev/shm 0o1777 []\n"
