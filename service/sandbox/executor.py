@@ -26,12 +26,15 @@ from service.models import ExecutionResult, Job, StageResult, Status
 from service.sandbox.bwrap import BwrapProfile, write_etc
 from service.sandbox.compile_cache import CompileCache, compile_key
 from service.sandbox.files import fetch_files, write_files
-from service.sandbox.limits import Budget, CallUsage, LimitMode, SlotGroup, Standing, choose_limiter
+from service.sandbox.limits import Budget, CallUsage, LimitMode, Rlimit, SlotGroup, Standing, choose_limiter
 from service.sandbox.process import Confinement, ProcessOutcome, run_process
 from service.sandbox.workspaces import Workspaces, remove_stale
 from service.sandbox.zygote import Zygote, ZygoteFailed, ZygotePool
 
 log = logging.getLogger(__name__)
+# Looked up once: a labelled child per call costs the worker more than the observation.
+WARM_LAUNCH = metrics.SANDBOX_LAUNCH.labels("warm")
+COLD_LAUNCH = metrics.SANDBOX_LAUNCH.labels("cold")
 
 MB = 1024 * 1024
 # A slot's cgroups, one per kind of call: each zygote's calls in that slot are born in its own
@@ -63,6 +66,17 @@ def close_all(fds: list[int]) -> None:
 
 def group_name(slot: int, kind: str) -> str:
     return f"slot-{slot}-{kind}"
+
+
+def write_source(path: Path, text: str) -> None:
+    """The call's source file, os-level (once per call; a text file object costs more than the write)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        data = memoryview(text.encode())
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -264,7 +278,7 @@ class Sandbox:
         spec: LanguageSpec = self.languages.spec(request.language)
         source = spec.source_path(request.code)
         write_files(workspace, request.files, self.slot_uid(slot))
-        (workspace / source).write_text(spec.source_text(request.code))
+        write_source(workspace / source, spec.source_text(request.code))
         compile_argv = spec.compile_argv(Invocation(request.code, limits.compile_memory_mb, request.files))
         if compile_argv is None:
             return None
@@ -335,22 +349,19 @@ class Sandbox:
         )
         group = self.limiter.group(group_name(slot, zygote.spec.name if zygote is not None else COLD))
         group.prepare(budget)
-        join_fds = group.join_fds()
         # Young (favoured by the CPU scheduler) until it has used FAVOURED_CPU_MS (the sweeper then lowers
         # it), raised again just before its deadline, when the slot's init must kill it promptly.
         self.favoured[slot] = group
         promote_in = max(0.0, timeout_s - PROMOTE_EARLY_S)
         promote = asyncio.get_running_loop().call_later(promote_in, self._promote, slot, group)
         try:
-            confinement = Confinement(self.limiter.rlimits(budget), join_fds)
             outcome = await self._launch(
-                zygote, workspace, slot, program, stdin, timeout_s, output_cap, confinement, group
+                zygote, workspace, slot, program, stdin, timeout_s, output_cap, self.limiter.rlimits(budget), group
             )
         finally:
             self.favoured.pop(slot, None)
             promote.cancel()
             group.weigh(Standing.young)
-            close_all(join_fds)
         usage = group.usage()
         return to_stage(outcome, usage, classify(outcome, usage, strict_output))
 
@@ -368,7 +379,7 @@ class Sandbox:
         stdin: bytes,
         timeout_s: float,
         output_cap: int,
-        confinement: Confinement,
+        rlimits: list[Rlimit],
         group: SlotGroup,
     ) -> ProcessOutcome:
         if zygote is not None:
@@ -376,31 +387,35 @@ class Sandbox:
             try:
                 outcome = await zygote.run(
                     slot,
-                    confinement.join_fds,
+                    group.join_fds,
                     program,
                     stdin,
                     timeout_s,
                     output_cap,
-                    confinement.rlimits,
+                    rlimits,
                     before_kill=lambda: self._promote(slot, group),
                 )
-                metrics.SANDBOX_LAUNCH.labels("warm").observe(time.perf_counter() - started)
+                WARM_LAUNCH.observe(time.perf_counter() - started)
                 return outcome
             except ZygoteFailed as exc:
                 metrics.ZYGOTE_FAILURES.inc()
                 log.warning("%s zygote of slot %d failed (%s); running the call cold", zygote.spec.name, slot, exc)
         started = time.perf_counter()
-        with SeccompFd(self.seccomp_bpf) as fd:
-            outcome = await run_process(
-                self.profile.command(workspace, program, fd),
-                stdin,
-                timeout_s,
-                output_cap,
-                confinement,
-                user=self.slot_uid(slot),
-                pass_fds=(fd,),
-            )
-        metrics.SANDBOX_LAUNCH.labels("cold").observe(time.perf_counter() - started)
+        join_fds = group.join_fds()
+        try:
+            with SeccompFd(self.seccomp_bpf) as fd:
+                outcome = await run_process(
+                    self.profile.command(workspace, program, fd),
+                    stdin,
+                    timeout_s,
+                    output_cap,
+                    Confinement(rlimits, join_fds),
+                    user=self.slot_uid(slot),
+                    pass_fds=(fd,),
+                )
+        finally:
+            close_all(join_fds)
+        COLD_LAUNCH.observe(time.perf_counter() - started)
         if outcome.exit_code == BWRAP_FAILED and outcome.stderr.data.startswith(b"bwrap: "):
             # bubblewrap could not build the sandbox (the program never ran): our failure, not the call's.
             raise SandboxUnavailable(outcome.stderr.data.decode(errors="replace").strip())

@@ -142,7 +142,8 @@ def reopen_standard_streams() -> None:
     (line buffering) and buffer size held for those. On pipes, the ones the warm interpreter made ahead
     are exactly those: nothing else of a descriptor counts."""
     ahead = PIPE_STREAMS if PIPE_STREAMS and all(is_pipe(fd) for fd in range(len(STANDARD_STREAMS))) else None
-    buffered = not unbuffered_stdio()
+    # (The streams made ahead already hold this answer: the environment is the warm interpreter's.)
+    buffered = ahead is not None or not unbuffered_stdio()
     for index, (name, fd, writing) in enumerate(STANDARD_STREAMS):
         # Kept, so never flushed: what the zygote may have left in them is not the call's output.
         ZYGOTE_STREAMS.extend((getattr(sys, name), getattr(sys, f"__{name}__")))
@@ -265,8 +266,7 @@ def run_main(main: types.ModuleType, filename: str) -> tuple[int, bool]:
     """Compile and run the script; the status and whether an uncaught KeyboardInterrupt ended it.
     Raises `Stop` when SystemExit ended it."""
     try:
-        with open(filename, "rb") as source:
-            text = source.read()
+        text = read_source(filename)
     except OSError as error:
         write_stderr(f"{sys.executable}: can't open file {filename!r}: [Errno {error.errno}] {error.strerror}\n")
         return EXIT_CANNOT_OPEN, False
@@ -286,6 +286,20 @@ def run_main(main: types.ModuleType, filename: str) -> tuple[int, bool]:
     for name in ("__file__", "__cached__"):
         main.__dict__.pop(name, None)
     return (0 if failure is None else 1), interrupted
+
+
+def read_source(filename: str) -> bytes:
+    """The script's bytes, os-level: a file object (FileIO, BufferedReader) costs the call more than the
+    read, in code and pages of the warm image it touches."""
+    fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        # Below malloc's mmap threshold: a larger buffer would be mapped and unmapped for each read.
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def exec_at_bottom_of_stack(code: types.CodeType, namespace: dict[str, Any]) -> None:

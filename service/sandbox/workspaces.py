@@ -88,12 +88,14 @@ class Workspaces:
             self.mounted = False
 
     def wipe(self, slot: int) -> None:
-        for entry in self.path(slot).iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
+        # os.scandir: after every call, where pathlib's objects cost more than the unlinks.
+        with os.scandir(self.path(slot)) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)  # noqa: PTH108
 
     def close(self) -> None:
         for mount in _mount_points_under(self.root):

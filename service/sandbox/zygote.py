@@ -6,8 +6,9 @@ and sympy imported. Python code that names a heavy module goes to the heavy one,
 rest of Python, bash, compilers and compiled programs) to the lean one, whose forks are cheaper. Each
 zygote runs the calls of all slots at once, each slot in its own pid namespace made on the slot's first
 call. A call talks to its zygote over one SOCK_SEQPACKET socket shared by all calls: one JSON request
-carrying the three pipe ends, one JSON reply with the exit status and the request's id, which one
-reader task hands to the waiting call. A cancelled call, or one whose answer is late, is killed alone;
+carrying the three pipe ends (and, the first time the zygote serves the slot, the slot's cgroup
+descriptors, which the zygote keeps), one JSON reply with the exit status and the request's id, which
+one reader task hands to the waiting call. A cancelled call, or one whose answer is late, is killed alone;
 a zygote that dies is started again on the next call and the calls it was running fail over to a cold
 sandbox.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -108,6 +110,8 @@ class Zygote:
         # Resolved when the control socket has room again, while senders wait for it.
         self.room: asyncio.Future[None] | None = None
         self.calls = 0
+        # Slots whose cgroup descriptors the running zygote holds: their calls carry none.
+        self.joined: set[int] = set()
 
     async def start(self) -> None:
         control, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -148,10 +152,10 @@ class Zygote:
             raise ZygoteFailed(f"{self.spec.name} zygote did not start")
         self.reader = asyncio.create_task(self._read(control), name=f"zygote-{self.spec.name}")
 
-    async def probe(self, slot: int, join_fds: list[int], rlimits: list[Rlimit]) -> None:
+    async def probe(self, slot: int, join_fds_of: Callable[[], list[int]], rlimits: list[Rlimit]) -> None:
         """One real call at start: a host that lets the zygote start but not make a call's
         namespaces (no /proc mount allowed, say) is found now, not on every user call."""
-        outcome = await self.run(slot, join_fds, ["/bin/true"], b"", 10.0, 1024, rlimits)
+        outcome = await self.run(slot, join_fds_of, ["/bin/true"], b"", 10.0, 1024, rlimits)
         if outcome.exit_code != 0:
             await self.stop()
             detail = outcome.stderr.data.decode(errors="replace")
@@ -170,6 +174,7 @@ class Zygote:
 
     def _lost(self, reason: str) -> None:
         """The zygote is gone: every call it was running fails (and runs cold), the next one restarts it."""
+        self.joined.clear()
         if self.control is not None:
             if self.room is not None and not self.room.done():
                 asyncio.get_running_loop().remove_writer(self.control.fileno())
@@ -236,7 +241,7 @@ class Zygote:
     async def run(
         self,
         slot: int,
-        join_fds: list[int],
+        join_fds_of: Callable[[], list[int]],
         program: list[str],
         stdin: bytes,
         timeout_s: float,
@@ -244,9 +249,11 @@ class Zygote:
         rlimits: list[Rlimit],
         before_kill: Callable[[], None] = lambda: None,
     ) -> ProcessOutcome:
-        """Run one call in `slot`; `join_fds` are the slot's cgroup (used on the slot's first call).
-        `before_kill` runs before a cancelled or overdue call is killed (its processes need a CPU to
-        die on: the executor gives its group full weight again)."""
+        """Run one call in `slot`. `join_fds_of` opens descriptors of the slot's cgroup: called only
+        when this zygote does not hold them yet (the slot's first call since the zygote started), so
+        a call costs no opens and passes only its three pipes. `before_kill` runs before a cancelled or
+        overdue call is killed (its processes need a CPU to die on: the executor gives its group full
+        weight again)."""
         self.calls += 1
         request: protocol.CallRequest = {
             "id": self.calls,
@@ -256,6 +263,7 @@ class Zygote:
             "rlimits": rlimits,
             "niceness": CALL_NICENESS,
             "shm_bytes": self.tmp_bytes,
+            "join": False,
         }
         answer_ready = asyncio.get_running_loop().create_future()
         self.pending[request["id"]] = answer_ready
@@ -265,7 +273,7 @@ class Zygote:
         pipes = CallPipes(stdin, stdout, stderr)
         try:
             try:
-                await self._send(protocol.encode(request), [*pipes.child_ends, *join_fds])
+                await self._send_call(request, pipes.child_ends, join_fds_of)
             except OSError as exc:
                 raise ZygoteFailed(f"cannot reach the zygote: {exc}") from exc
             pipes.start()
@@ -300,6 +308,25 @@ class Zygote:
             cpu_ms=answer.get("cpu_ms"),
             max_rss_kb=answer.get("max_rss_kb"),
         )
+
+    async def _send_call(
+        self, request: protocol.CallRequest, stdio: list[int], join_fds_of: Callable[[], list[int]]
+    ) -> None:
+        """Send the request with the call's pipes, and the slot's cgroup descriptors if this zygote
+        (the one connected now: a restarted one holds none) does not hold them yet."""
+        await self._connected()
+        slot = request["slot"]
+        if slot in self.joined:
+            await self._send(protocol.encode(request), stdio)
+            return
+        join_fds = join_fds_of()
+        try:
+            request["join"] = True
+            await self._send(protocol.encode(request), [*stdio, *join_fds])
+            self.joined.add(slot)
+        finally:
+            for fd in join_fds:
+                os.close(fd)
 
     async def _cancel(self, request: protocol.CallRequest) -> None:
         """Kill the call's namespace and wait until the zygote says its processes are gone."""
@@ -435,12 +462,7 @@ class ZygotePool:
         zygotes = (self.lean, self.heavy)
         await asyncio.gather(*(zygote.start() for zygote in zygotes))
         for zygote in zygotes:
-            join_fds = join_fds_of(zygote.spec.name)
-            try:
-                await zygote.probe(slot, join_fds, probe)
-            finally:
-                for fd in join_fds:
-                    os.close(fd)
+            await zygote.probe(slot, functools.partial(join_fds_of, zygote.spec.name), probe)
 
     async def stop(self) -> None:
         await asyncio.gather(self.lean.stop(), self.heavy.stop())

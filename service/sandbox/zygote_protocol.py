@@ -2,9 +2,11 @@
 
 Standard library only: the zygote (`zygote_server.py`) imports this module inside the sandbox's own
 interpreter. Each message is one JSON datagram on a SOCK_SEQPACKET socket. A `CallRequest` carries,
-as passed descriptors, the call's stdin, stdout and stderr. Between the zygote and its own processes
-(the slot's init and the call's process), where the same interpreter is at both ends, a request and a
-report travel as `marshal` instead (`pack`, `unpack_call`, `unpack_report`).
+as passed descriptors, the call's stdin, stdout and stderr, and after them, when its `join` is set,
+the slot's cgroup descriptors (the zygote keeps them for the slot's namespaces to come). Between the
+zygote and its own processes (the slot's init and the call's process), where the same interpreter is
+at both ends, a request and a report travel as `marshal` instead (`pack`, `unpack_call`,
+`unpack_report`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import marshal
 from typing import Any, TypedDict, cast
 
 STDIO_FDS = 3
-# The stdio pipes and, for a slot's first call, its cgroup's cgroup.procs (one per v1 hierarchy).
+# The stdio pipes and, for a slot's first call of the zygote, its cgroup's cgroup.procs (one per v1
+# hierarchy).
 MAX_FDS = STDIO_FDS + 8
 MAX_MESSAGE = 65536
 
@@ -37,6 +40,9 @@ class CallRequest(TypedDict):
     niceness: int
     # Size of the call's own /dev/shm (a fresh tmpfs, charged to the call's memory under a cgroup).
     shm_bytes: int
+    # The descriptors after the pipes are the slot's cgroup's (none without a cgroup): every namespace
+    # the zygote makes for the slot from now on joins it. Sent once per slot and zygote.
+    join: bool
 
 
 class Cancel(TypedDict):

@@ -7,24 +7,26 @@ serves every slot of its worker at once; its processes, per slot that has had a 
 
     zygote ── A: made a new pid and mount namespace with the slot's workspace at /workspace (and
               │  /slots gone), waits for G; dies with the zygote
-              └─ G: pid 1 of that namespace for the slot's calls, one after another; own /proc
+              └─ G: pid 1 of that namespace for the slot's calls, one after another; own /proc;
+                 │     under the seccomp policy less `mount` and `unshare`
                  └─ H: one per call, forked by G *before* the call arrives; while it waits it
                        enters its own ipc namespace. When the call comes, H takes
-                       its stdin/stdout/stderr and limits, drops every capability, loads the seccomp
-                       filter and runs the program (Python in-process from the warm image, anything
-                       else by exec)
+                       its stdin/stdout/stderr and limits, drops every capability, adds the rest of the
+                       seccomp policy and runs the program (Python in-process from the warm image,
+                       anything else by exec)
 
-The worker sends one request per call on the control socket (a small JSON message plus the three
-pipe ends and, for a slot's first call, its cgroup's descriptors). The zygote passes it to the
-slot's G, G to the waiting H (as `marshal`: the same interpreter is at both ends). G enforces the
-deadline, then kills and reaps every other process of its namespace (whatever the call left running:
-daemons, setsid, double forks) and only then reports H's exit status, so nothing of a call outlives
-its answer. The status comes from G, which the call cannot reach (pid 1 ignores its signals, and is
-not dumpable), never from the call itself. The zygote waits on all slots at once, so a slot's
-looping call holds nothing but its own slot. A cancelled call's namespace is killed, and the zygote
-answers only once its G (and so every process of the namespace: the kernel empties a pid namespace
-before its init is gone) has exited. A namespace idle for a while is dropped and made again on its
-slot's next call.
+The worker sends one request per call on the control socket (a small JSON message plus the three pipe
+ends and, the first time it sends this zygote a call of the slot, the slot's cgroup descriptors, which
+the zygote keeps: each namespace it makes for the slot, now or after one was dropped, joins it). The
+zygote passes it to the slot's G, G to the waiting H (as `marshal`: the same interpreter is at both
+ends). G enforces the deadline, then kills and reaps every other process of its namespace (whatever the
+call left running: daemons, setsid, double forks) and only then reports H's exit status, so nothing of a
+call outlives its answer. The status comes from G, which the call cannot reach (pid 1 ignores its
+signals, and is not dumpable), never from the call itself. The zygote waits on all slots at once, so a
+slot's looping call holds nothing but its own slot. A cancelled call's namespace is killed, and the
+zygote answers only once its G (and so every process of the namespace: the kernel empties a pid
+namespace before its init is gone) has exited. A namespace idle for a while is dropped and made again on
+its slot's next call.
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ class SockFilterProgram(ctypes.Structure):
 class Setup(NamedTuple):
     """What every call of this zygote is set up with."""
 
-    # The seccomp filter, compiled once, as prctl takes it.
+    # The seccomp policy in two filters, each compiled once, as prctl takes them: the slot's init loads
+    # the first (its calls' processes inherit it), each call's process the second (`CALL_SETUP`).
+    init_policy: SockFilterProgram
     policy: SockFilterProgram
     # mount(2) options of each call's /tmp.
     tmp_options: str
@@ -339,6 +343,8 @@ def be_init(link: socket.socket, setup: Setup, join_fds: list[int]) -> None:
     # Once, so that each call's process is born in the slot's group: moving a process between groups
     # waits for an RCU grace period (~8 ms here), which would otherwise be every call's time.
     join_cgroup(join_fds)
+    # Inherited by every call's process, which adds the rest of the policy itself.
+    load_filter(setup.init_policy)
     shm_bytes = setup.tmp_bytes
     while True:
         call = CallProcess(setup, [link])
@@ -413,8 +419,6 @@ class CallNamespace:
             finally:
                 os._exit(EXIT_SETUP_FAILED)
         child_end.close()
-        for fd in join_fds:
-            os.close(fd)
         self.pidfd = os.pidfd_open(self.pid)
         # G's pid comes as the link's first message (not waited for here: the zygote serves other slots).
         self.init_pidfd: int | None = None
@@ -485,6 +489,8 @@ class Server:
         self.control = control
         self.setup = setup
         self.namespaces: dict[int, CallNamespace] = {}
+        # Each slot's cgroup descriptors, as the worker sent them once (an empty list without a cgroup).
+        self.groups: dict[int, list[int]] = {}
         self.selector = selectors.DefaultSelector()
         self.selector.register(control, selectors.EVENT_READ)
 
@@ -510,10 +516,15 @@ class Server:
         return max(0.0, min(deadlines, default=now + IDLE_S) - now)
 
     def _from_worker(self) -> bool:
-        message, fds, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, MAX_FDS)
+        message, fds, flags, _ = socket.recv_fds(self.control, MAX_MESSAGE, MAX_FDS)
         if not message:
             return False
         request = protocol.decode_request(message)
+        if flags & socket.MSG_CTRUNC and "cancel" not in request:
+            # Descriptors the kernel could not pass (the open-files limit): without all of its cgroup's,
+            # a namespace would escape the slot's limits. Refused: the call runs cold.
+            self._refuse(request["id"], fds, "the call's descriptors did not all arrive")
+            return True
         namespace = self.namespaces.get(request["slot"])
         if "cancel" in request:
             answer: protocol.CallReport = {"id": request["id"], "cancelled": True}
@@ -523,26 +534,41 @@ class Server:
                 self._send(answer)
             return True
         slot = request["slot"]
-        stdio, join_fds = fds[:STDIO_FDS], fds[STDIO_FDS:]
+        stdio = fds[:STDIO_FDS]
+        if request["join"]:
+            self._keep_group(slot, fds[STDIO_FDS:])
+        else:
+            for fd in fds[STDIO_FDS:]:
+                os.close(fd)
         if namespace is not None and namespace.call_id is not None:
             # The worker gives a slot one call at a time; a second one is a bug: refuse it, keep the first.
-            for fd in fds:
-                os.close(fd)
-            self._send({"id": request["id"], "error": f"slot {slot} is busy"})
+            self._refuse(request["id"], stdio, f"slot {slot} is busy")
             return True
         if namespace is None:
-            namespace = CallNamespace(slot, self.setup, join_fds)
+            group = self.groups.get(slot)
+            if group is None:
+                # Never without the slot's cgroup: its calls would escape their limits.
+                self._refuse(request["id"], stdio, f"slot {slot}'s cgroup was never sent")
+                return True
+            namespace = CallNamespace(slot, self.setup, group)
             self.namespaces[slot] = namespace
             self.selector.register(namespace.link, selectors.EVENT_READ, namespace)
-        else:
-            for fd in join_fds:
-                os.close(fd)
         try:
             namespace.start(request["id"], protocol.pack(request), stdio, request["timeout_s"])
         except OSError as exc:
             self._drop(namespace)
             self._send({"id": request["id"], "error": f"the call's init is gone: {exc}"})
         return True
+
+    def _keep_group(self, slot: int, join_fds: list[int]) -> None:
+        for fd in self.groups.pop(slot, []):
+            os.close(fd)
+        self.groups[slot] = join_fds
+
+    def _refuse(self, call_id: int, stdio: list[int], reason: str) -> None:
+        for fd in stdio:
+            os.close(fd)
+        self._send({"id": call_id, "error": reason})
 
     def _from_init(self, namespace: CallNamespace) -> None:
         call_id = namespace.call_id
@@ -598,9 +624,14 @@ def mount_size(options: str) -> int:
 
 
 def serve(control: socket.socket, tmp_options: str) -> None:
-    from seccomp_policy import make_filter  # type: ignore[import-not-found]
+    from seccomp_policy import CALL_SETUP, make_filter, make_setup_filter  # type: ignore[import-not-found]
 
-    setup = Setup(compiled_filter(make_filter()), tmp_options, mount_size(tmp_options))
+    setup = Setup(
+        compiled_filter(make_filter(leave_out=CALL_SETUP)),
+        compiled_filter(make_setup_filter()),
+        tmp_options,
+        mount_size(tmp_options),
+    )
     make_pipe_streams()
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()

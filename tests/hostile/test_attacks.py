@@ -95,11 +95,26 @@ def is_zygote(pid: int) -> bool:
     return len(argv) > 2 and argv[2].endswith(b"/zygote_server.py")
 
 
+def sandboxed(worker: int, tree: dict[int, list[int]]) -> set[int]:
+    """Every process under one of the worker's bubblewrap children (a zygote's sandbox or a cold
+    call's). Its other children, such as the toolchain probes it runs at start (a slow `scala
+    -version` may still run when a test starts), are nothing a call made."""
+    found: set[int] = set()
+    for child in tree.get(worker, []):
+        try:
+            program = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if program.endswith(b"bwrap"):
+            found |= {child, *descendants(child, tree)}
+    return found
+
+
 def stray_processes(worker: int, tree: dict[int, list[int]]) -> set[int]:
-    """Processes under `worker` that are not what its zygotes keep between calls: the zygote's
-    sandbox (bubblewrap), the zygote, and per slot that has had a call A → G → H, with H waiting for
-    the slot's next call and childless. Anything else is something a call left behind."""
-    everything = set(descendants(worker, tree))
+    """Sandboxed processes under `worker` that are not what its zygotes keep between calls: the
+    zygote's sandbox (bubblewrap), the zygote, and per slot that has had a call A → G → H, with H
+    waiting for the slot's next call and childless. Anything else is something a call left behind."""
+    everything = sandboxed(worker, tree)
     parent_of = parents(tree)
     kept: set[int] = set()
     for zygote in everything:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from service.sandbox.python_main import reseed_random_generators, system_exit_status, unbuffered_stdio
+from service.sandbox.python_main import reseed_random_generators, run_main, system_exit_status, unbuffered_stdio
 from tests.compat.runs import (
     PYTHON,
     SANDBOX_DIR,
@@ -92,6 +92,8 @@ CORNERS = {
         "logging.info('hello %s', 'log')\nlogging.getLogger('x').warning('warn')\n"
     ),
     "syntax_error_at_end_of_file": "x = 1\nprint(x\n",
+    # Read in 64 KiB pieces: a script of several.
+    "script_longer_than_one_read": "# " + "x" * 200_000 + "\nprint('read whole')\n",
     "standard_stream_attributes": (
         "import sys\n"
         "print(sys.getrecursionlimit(), sys.stdin.fileno(), sys.stdout.fileno(), sys.stdout.buffer.raw.name)\n"
@@ -108,6 +110,18 @@ def test_corpus_program_forked_behaves_as_bare_python(name: str) -> None:
 @pytest.mark.parametrize("source", CORNERS.values(), ids=CORNERS.keys())
 def test_corner_case_forked_behaves_as_bare_python(source: str) -> None:
     assert run_forked(source) == run_bare(source)
+
+
+def test_a_script_that_cannot_be_opened_is_reported_as_the_interpreter_reports_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "main.py"
+    bare = subprocess.run([PYTHON, "-I", str(missing)], capture_output=True, text=True, timeout=60)
+    status, interrupted = run_main(types.ModuleType("__main__"), str(missing))
+    said = capsys.readouterr().err
+    assert (status, interrupted) == (bare.returncode, False) == (2, False)
+    # Only the interpreter's own path differs: the bare run is Debian's, this test runs under another.
+    assert said.split(": ", 1)[1] == bare.stderr.split(": ", 1)[1]
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,84 @@ async def test_a_cancelled_call_dies_alone_before_its_slot_is_free(sandbox: Sand
     assert again.stdout == "slot one again\n"
 
 
+CGROUP = "print(open('/proc/self/cgroup').read())"
+
+
+def opens_of_group(sandbox: Sandbox, name: str) -> list[int]:
+    """Count the descriptor sets opened for the group `name` from now on (one entry per open)."""
+    group = sandbox.limiter.group(name)
+    opened: list[int] = []
+    join_fds = group.join_fds
+
+    def counted() -> list[int]:
+        fds = join_fds()
+        opened.append(len(fds))
+        return fds
+
+    group.join_fds = counted  # type: ignore[method-assign]
+    return opened
+
+
+def in_group(result: ExecutionResult, name: str) -> bool:
+    """Every hierarchy the limiter uses puts the call in `name`; so does the group's CPU counter."""
+    lines = [line for line in result.stdout.split() if line.split(":")[1:2] in (["memory"], ["pids"], ["cpuacct"])]
+    return len(lines) == 3 and all(line.endswith(f"/{name}") for line in lines) and (result.cpu_ms or 0) > 0
+
+
+async def test_a_slot_sends_its_cgroup_once_and_each_of_its_namespaces_joins_it(sandbox: Sandbox) -> None:
+    """The zygote keeps the slot's cgroup descriptors from its first call: later calls carry only their
+    pipes, and a namespace made again (after a cancel dropped the slot's) still joins the slot's group."""
+    assert sandbox.zygotes is not None and sandbox.limiter.mode == "cgroup_v1"
+    opened = opens_of_group(sandbox, "slot-5-lean")
+    first = await sandbox.execute(job(CGROUP), 5)
+    second = await sandbox.execute(job(CGROUP), 5)
+    looping = asyncio.create_task(sandbox.execute(job("while True:\n    pass\n"), 5))
+    await asyncio.sleep(0.5)
+    looping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await looping
+    remade = await sandbox.execute(job(CGROUP), 5)
+    assert [in_group(result, "slot-5-lean") for result in (first, second, remade)] == [True, True, True]
+    assert len(opened) == 1 and opened[0] > 0
+
+
+async def test_a_restarted_zygote_is_sent_the_slot_cgroup_again(sandbox: Sandbox) -> None:
+    assert sandbox.zygotes is not None and sandbox.zygotes.lean.process is not None
+    opened = opens_of_group(sandbox, "slot-6-lean")
+    assert in_group(await sandbox.execute(job(CGROUP), 6), "slot-6-lean")
+    os.killpg(sandbox.zygotes.lean.process.pid, signal.SIGKILL)
+    for _ in range(100):
+        if sandbox.zygotes.lean.control is None:
+            break
+        await asyncio.sleep(0.05)
+    before = warm_launches()
+    assert in_group(await sandbox.execute(job(CGROUP), 6), "slot-6-lean")
+    assert warm_launches() - before == 1
+    assert len(opened) == 2
+
+
+# A syscall of each part of the policy: unshare from the call's own filter, personality (here only a
+# query of the current one, which nothing else refuses) from the filter its init loaded.
+BOTH_FILTERS = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.unshare(0x10000000), ctypes.get_errno())
+print(libc.personality(0xFFFFFFFF), ctypes.get_errno())
+print([line.split() for line in open('/proc/self/status') if line.startswith('Seccomp')])
+"""
+
+
+async def test_a_warm_call_runs_under_the_whole_seccomp_policy_in_two_filters(sandbox: Sandbox) -> None:
+    """The slot's init loads the policy less `mount` and `unshare`, which the call's process adds itself
+    once its namespaces are made: the program meets both."""
+    for slot in (9, 9, 10):
+        result = await sandbox.execute(job(BOTH_FILTERS), slot)
+        assert result.status == Status.ok, result.stderr
+        unshare, personality, status = result.stdout.splitlines()
+        assert unshare == personality == "-1 1"  # EPERM
+        assert status == "[['Seccomp:', '2'], ['Seccomp_filters:', '2']]"
+
+
 async def test_a_zygote_that_dies_starts_again_on_the_next_call(sandbox: Sandbox) -> None:
     assert sandbox.zygotes is not None
     lean = sandbox.zygotes.lean
