@@ -1,12 +1,15 @@
 """What a scenario cost Redis, in Redis's own words: commands, command time and CPU per call.
 
-Before and after each scenario the benchmark reads `INFO commandstats`, `INFO cpu` and `INFO memory`
-from every primary (one for a single Redis, each master of a Redis Cluster) and sums them, or keeps
+Before and after each scenario the benchmark reads `INFO commandstats`, `INFO cpu`, `INFO memory` and
+`INFO stats` from every primary (one for a single Redis, each master of a Redis Cluster) and sums them, or keeps
 each primary's apart to show how evenly a cluster's work spread. The difference, divided by the calls
 of the scenario, is the Redis cost of one call. `commandstats` also counts the commands a Lua script
 runs, so a script shows up as its EVALSHA plus every command inside it; the script's own time includes
 those commands', so it is kept apart (`script_us`) instead of being added to `command_us` twice. `INFO`
-itself, which only the benchmark sends, is left out.
+itself, which only the benchmark sends, is left out. Most of Redis's CPU per call at a few hundred calls/s
+is not command time but its round trips: `reads` counts the reads of client sockets that brought
+commands (each one a turn of its event loop, and usually a wake-up), `writes` the replies and pushes
+written to sockets.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class RedisSnapshot:
     commands: dict[str, CommandCount] = field(default_factory=dict)
     cpu_s: float = 0.0
     used_memory: int = 0
+    reads: int = 0
+    writes: int = 0
 
     def __add__(self, other: RedisSnapshot) -> RedisSnapshot:
         names = self.commands.keys() | other.commands.keys()
@@ -47,10 +52,18 @@ class RedisSnapshot:
             )
             for name in names
         }
-        return RedisSnapshot(commands, self.cpu_s + other.cpu_s, self.used_memory + other.used_memory)
+        return RedisSnapshot(
+            commands,
+            self.cpu_s + other.cpu_s,
+            self.used_memory + other.used_memory,
+            self.reads + other.reads,
+            self.writes + other.writes,
+        )
 
 
-def parse_snapshot(commandstats: dict[str, Any], cpu: dict[str, Any], memory: dict[str, Any]) -> RedisSnapshot:
+def parse_snapshot(
+    commandstats: dict[str, Any], cpu: dict[str, Any], memory: dict[str, Any], stats: dict[str, Any] | None = None
+) -> RedisSnapshot:
     """A snapshot from redis-py's parsed INFO sections (`cmdstat_xadd: {calls: 3, usec: 12, ...}`)."""
     commands = {
         name.removeprefix("cmdstat_"): CommandCount(int(stats["calls"]), int(stats["usec"]))
@@ -58,7 +71,9 @@ def parse_snapshot(commandstats: dict[str, Any], cpu: dict[str, Any], memory: di
         if name.startswith("cmdstat_") and name.removeprefix("cmdstat_") not in OWN_COMMANDS
     }
     cpu_s = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
-    return RedisSnapshot(commands, cpu_s, int(memory["used_memory"]))
+    stats = stats or {}
+    reads, writes = int(stats.get("total_reads_processed", 0)), int(stats.get("total_writes_processed", 0))
+    return RedisSnapshot(commands, cpu_s, int(memory["used_memory"]), reads, writes)
 
 
 def parse_primaries(cluster_nodes: str) -> list[str]:
@@ -129,7 +144,8 @@ class RedisMeter:
             commandstats = await client.info("commandstats")
             cpu = await client.info("cpu")
             memory = await client.info("memory")
-            found[url] = parse_snapshot(commandstats, cpu, memory)
+            stats = await client.info("stats")
+            found[url] = parse_snapshot(commandstats, cpu, memory, stats)
         return found
 
     async def close(self) -> None:
@@ -162,6 +178,9 @@ def cost_per_call(before: RedisSnapshot, after: RedisSnapshot, calls: int) -> di
         "command_us_per_call": _per_call(command_us, calls),
         "script_us_per_call": _per_call(script_us, calls),
         "cpu_us_per_call": _per_call((after.cpu_s - before.cpu_s) * 1e6, calls),
+        # Of client sockets, this meter's own INFO reads included (4 per primary and snapshot).
+        "reads_per_call": _per_call(after.reads - before.reads, calls, 2),
+        "writes_per_call": _per_call(after.writes - before.writes, calls, 2),
         # What stays in Redis per call (result and record keys until their TTL), plus any queue growth.
         "memory_bytes_per_call": _per_call(after.used_memory - before.used_memory, calls, 0),
         "top": [

@@ -44,6 +44,9 @@ JOB_FIELD = b"job"
 RECORD_TTL_S = 3600
 # Admission trusts a shard depth this gateway read this recently (and far enough below the limit).
 DEPTH_FRESH_S = 1.0
+# An enqueue reads the depth of each of its shards whose depth is older than this, in its own round trip:
+# while a gateway sends a shard jobs, admission then never needs a round trip of its own for the depth.
+DEPTH_RIDE_S = DEPTH_FRESH_S / 2
 
 Client = aioredis.Redis | RedisCluster
 
@@ -241,15 +244,24 @@ class RedisQueue:
 
     async def _enqueue_batch(self, jobs: list[tuple[Job, int]]) -> list[Enqueued]:
         shards = [self.keys.shard_of(job.id) for job, _ in jobs]
+        now = time.monotonic()
+        stale = sorted({shard.index for shard in shards if self._depth_age(shard.index, now) > DEPTH_RIDE_S})
         async with self.redis.pipeline(transaction=False) as pipe:
             for (job, record_ttl_s), shard in zip(jobs, shards, strict=True):
                 if is_tracked(job.id):
                     record = JobRecord(state=JobState.queued, reply_to=job.reply_to)
                     pipe.set(shard.job(job.id), record.model_dump_json(exclude_none=True), ex=record_ttl_s)
                 pipe.xadd(shard.jobs, {JOB_FIELD: job.model_dump_json(exclude_defaults=True)})
+            for index in stale:
+                pipe.xlen(self.shards[index].jobs)
             replies = await pipe.execute()
+        depths, replies = replies[len(replies) - len(stale) :], replies[: len(replies) - len(stale)]
+        # Read after this batch's entries were added: they are in it already.
+        for index, depth in zip(stale, depths, strict=True):
+            self._depth_seen[index] = (now, int(depth))
         for shard in shards:
-            self._count_in(shard.index)
+            if shard.index not in stale:
+                self._count_in(shard.index)
         entry_ids = iter(reply for reply in replies if not isinstance(reply, bool))
         return [Enqueued(job, shard.index, next(entry_ids)) for (job, _), shard in zip(jobs, shards, strict=True)]
 
@@ -257,6 +269,10 @@ class RedisQueue:
         seen = self._depth_seen.get(shard)
         if seen is not None:
             self._depth_seen[shard] = (seen[0], seen[1] + 1)
+
+    def _depth_age(self, shard: int, now: float) -> float:
+        seen = self._depth_seen.get(shard)
+        return now - seen[0] if seen is not None else float("inf")
 
     def depth_seen(self, shard: int) -> int | None:
         """The shard's depth as last read by this process (if recently), plus what it enqueued since."""

@@ -5,7 +5,8 @@ free slots' worth of jobs in one XREADGROUP (blocking while its shard is empty);
 that owns one slot (a sandbox uid and a share of the machine). Two shards' reads can together return a
 job or two more than there are free slots: those wait, claimed, for the next slot. Results that finish
 together are published together (`Outbox`), and while jobs run, a claim loop's next read goes out in
-the same round trip as the next results instead of on its own. A heartbeat task announces the worker
+the same round trip as the next results instead of on its own (on a cluster, each node's results carry
+their shard's waiting read). A heartbeat task announces the worker
 and keeps its jobs from being reclaimed; the claim loops also pick up jobs abandoned by dead workers.
 SIGTERM stops intake and lets running calls finish.
 """
@@ -100,16 +101,22 @@ class Outbox:
 
     async def _send(self, deliveries: list[Delivery]) -> list[None]:
         count = len(deliveries)
-        order = self._take_order(deliveries)
-        if order is not None:
-            riding: list[Delivery] = []
-            apart: list[Delivery] = []
-            for delivery in deliveries:
-                (riding if self.queue.shares_node(delivery, order.shard) else apart).append(delivery)
-            with contextlib.suppress(*REDIS_DOWN):
-                # On failure the order's claim loop hears the error; the results are sent again below.
-                await self.queue.deliver_and_claim(riding, self.ttl_s, order)
-                deliveries = apart
+        # Each node's results carry the waiting read of their shard (on one Redis: one read, all results).
+        carrying: list[tuple[ClaimOrder, list[Delivery]]] = []
+        while (order := self._take_order(deliveries)) is not None:
+            riding = [delivery for delivery in deliveries if self.queue.shares_node(delivery, order.shard)]
+            deliveries = [delivery for delivery in deliveries if not self.queue.shares_node(delivery, order.shard)]
+            carrying.append((order, riding))
+        sent = await asyncio.gather(
+            *(self.queue.deliver_and_claim(riding, self.ttl_s, order) for order, riding in carrying),
+            return_exceptions=True,
+        )
+        for (_, riding), outcome in zip(carrying, sent, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, REDIS_DOWN):
+                    raise outcome
+                # The order's claim loop hears the error; its results are sent again below.
+                deliveries += riding
         while deliveries:
             try:
                 await self.queue.deliver(deliveries, self.ttl_s)

@@ -231,3 +231,25 @@ async def test_the_health_check_finds_heartbeats_through_any_cluster_node(cluste
     answers = [worker_on_host_is_live(node.url, settings.key_prefix, "host-a", 5) for node in cluster.live_nodes()]
     assert answers == [True] * len(answers)
     assert not worker_on_host_is_live(cluster.url, settings.key_prefix, "host-b", 5)
+
+
+async def test_enqueues_keep_each_shards_depth_fresh_so_admission_reads_none(sharded_queue: RedisQueue) -> None:
+    # Each enqueue reads the depth of a shard it last read over DEPTH_RIDE_S ago, in its own round trip.
+    jobs = [make_job(shard, tracked=shard == 1) for shard in range(SHARDS) for _ in range(3)]
+    enqueued = await sharded_queue.enqueue_many(jobs)
+    assert [item.job for item in enqueued] == jobs
+    assert len({(item.shard, item.entry_id) for item in enqueued}) == len(jobs)
+    assert [sharded_queue.depth_seen(shard) for shard in range(SHARDS)] == [3] * SHARDS
+    await sharded_queue.enqueue(make_job(0))
+    assert sharded_queue.depth_seen(0) == 4  # counted in, not read again
+    xlen_before = await xlen_calls(sharded_queue)
+    assert await Admission(sharded_queue).admit("t", [0, 1, 2], max_depth=1000, quota=0) is None
+    assert await xlen_calls(sharded_queue) == xlen_before
+
+
+async def xlen_calls(queue: RedisQueue) -> int:
+    """XLEN commands every primary behind `queue` has run."""
+    stats = await queue.redis.info("commandstats")
+    if isinstance(queue.redis, RedisCluster):
+        return sum(int(node.get("cmdstat_xlen", {}).get("calls", 0)) for node in stats.values())
+    return int(stats.get("cmdstat_xlen", {}).get("calls", 0))

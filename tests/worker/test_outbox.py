@@ -1,6 +1,7 @@
 """The worker's `Outbox` against a real redis-server and a real local Redis Cluster: a claim loop's read
 waiting to go out with the next batch of results goes with it, or comes back unsent when no batch leaves
-in time; on a cluster, results of other shards go apart from it; every result lands either way."""
+in time; on a cluster, results of other shards go apart from it, each node's with a read of its own
+shard if one waits; every result lands either way."""
 
 from __future__ import annotations
 
@@ -74,3 +75,20 @@ async def test_results_of_every_shard_land_and_one_carries_a_shards_read(sharded
     await sharded_queue.enqueue(later)
     carried = await asyncio.wait_for(read, WAIT_S)
     assert carried is not None and [item.job for item in carried] == [later]
+
+
+async def test_results_on_several_nodes_each_carry_a_read_of_their_shard(sharded_queue: RedisQueue) -> None:
+    # On a cluster each shard's results go to its own primary, each round trip with that shard's read;
+    # on one Redis a single round trip holds every result and one read, and the others go unsent.
+    outbox = Outbox(sharded_queue, 60, asyncio.Event())
+    done = [await claimed_one(sharded_queue, shard) for shard in range(SHARDS)]
+    reads = [await waiting_read(outbox, shard, wait_s=1.0) for shard in range(SHARDS)]
+    await asyncio.gather(*(outbox.publish(answer(item)) for item in done))
+    assert len(await sharded_queue.get_raw_results([item.job.id for item in done])) == SHARDS
+    later = [make_job(shard) for shard in range(SHARDS)]
+    for job in later:
+        await sharded_queue.enqueue(job)
+    carried = await asyncio.wait_for(asyncio.gather(*reads), WAIT_S)
+    sent = [shard for shard, jobs in enumerate(carried) if jobs is not None]
+    assert len(sent) == (SHARDS if sharded_queue.cluster else 1), carried
+    assert all([item.job for item in carried[shard] or []] == [later[shard]] for shard in sent), carried
