@@ -29,6 +29,7 @@ from service.gateway.auth import Tenants, TooManyRequests, authenticate
 from service.gateway.body_limit import BodyLimitMiddleware
 from service.gateway.calls import NoLiveWorker, QueueUnavailable
 from service.gateway.cancel import ClientGone
+from service.gateway.fast_path import FastPathMiddleware
 from service.gateway.limits import LimitError
 from service.gateway.mcp import McpEndpoint, mount
 from service.gateway.openapi import declare_shared_answers
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     mount(app, mcp_endpoint)
     declare_shared_answers(app, public=[health.router, telemetry.router])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FastPathMiddleware, api=app, max_bytes=settings.max_body_bytes)
     # Added last, so outermost: it also times and counts requests the body limit refuses.
     app.add_middleware(telemetry.TelemetryMiddleware)
 

@@ -14,6 +14,12 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, detail=f"request body larger than {max_bytes} bytes")
 
 
+def declared_too_large(scope: Scope, max_bytes: int) -> bool:
+    """Whether the request's `Content-Length` says its body is over `max_bytes`."""
+    declared = dict(scope["headers"]).get(b"content-length")
+    return declared is not None and declared.isdigit() and int(declared) > max_bytes
+
+
 class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -23,8 +29,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared_too_large(scope, self.max_bytes):
             await self._refuse(scope, receive, send)
             return
         seen = 0
