@@ -32,6 +32,7 @@ from service.sandbox import zygote_protocol as protocol
 from service.sandbox.bwrap import BwrapProfile
 from service.sandbox.limits import Rlimit
 from service.sandbox.process import CALL_NICENESS, READ_CHUNK, CapturedStream, ProcessOutcome
+from service.sandbox.python_main import read_source
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +69,10 @@ def wants_heavy(program: list[str], workspace: Path, python_path: str) -> bool:
     if program[0] != python_path:
         return False
     try:
-        source = read_file(workspace / program[-1])
+        source = read_source(str(workspace / program[-1]))
     except OSError:
         return False
     return HEAVY_IMPORT.search(source.decode(errors="replace")) is not None
-
-
-def read_file(path: Path) -> bytes:
-    # os-level: read once per call, where a text file object costs more than the read itself.
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 class Zygote:

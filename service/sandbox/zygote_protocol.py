@@ -38,7 +38,8 @@ class CallRequest(TypedDict):
     # (resource, soft, hard) for `resource.setrlimit`, as the worker's limiter chose them.
     rlimits: list[tuple[int, int, int]]
     niceness: int
-    # Size of the call's own /dev/shm (a fresh tmpfs, charged to the call's memory under a cgroup).
+    # Size of the slot's /dev/shm for this call (a tmpfs emptied after each call; its pages are charged
+    # to the call's memory under a cgroup).
     shm_bytes: int
     # The descriptors after the pipes are the slot's cgroup's (none without a cgroup): every namespace
     # the zygote makes for the slot from now on joins it. Sent once per slot and zygote.
