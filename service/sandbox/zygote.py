@@ -283,6 +283,9 @@ class Zygote:
             self.pending.pop(request["id"], None)
             pipes.close()
         if "error" in answer:
+            # The zygote may have refused the call for want of the slot's cgroup descriptors (some did not
+            # arrive): the slot's next call sends them again, rather than every later one running cold.
+            self.joined.discard(slot)
             raise ZygoteFailed(str(answer["error"]))
         if answer.get("setup_failed"):
             raise ZygoteFailed(f"the call's sandbox could not be set up: {stderr.data[-500:].decode(errors='replace')}")

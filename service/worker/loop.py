@@ -104,9 +104,12 @@ class Outbox:
         # Each node's results carry the waiting read of their shard (on one Redis: one read, all results).
         carrying: list[tuple[ClaimOrder, list[Delivery]]] = []
         while (order := self._take_order(deliveries)) is not None:
-            riding = [delivery for delivery in deliveries if self.queue.shares_node(delivery, order.shard)]
-            deliveries = [delivery for delivery in deliveries if not self.queue.shares_node(delivery, order.shard)]
+            riding: list[Delivery] = []
+            apart: list[Delivery] = []
+            for delivery in deliveries:
+                (riding if self.queue.shares_node(delivery, order.shard) else apart).append(delivery)
             carrying.append((order, riding))
+            deliveries = apart
         sent = await asyncio.gather(
             *(self.queue.deliver_and_claim(riding, self.ttl_s, order) for order, riding in carrying),
             return_exceptions=True,
