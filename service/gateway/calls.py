@@ -111,6 +111,8 @@ async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
             with contextlib.suppress(*REDIS_DOWN):
                 await state.admission.release(tenant.name, len(jobs))
         raise
+    finally:
+        state.admission.entered(shards)
     state.listener.remember(enqueued)
     for job in jobs:
         metrics.JOBS_ENQUEUED.labels(job.request.language).inc()
