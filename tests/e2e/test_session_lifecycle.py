@@ -15,7 +15,6 @@ import pytest
 from service.config import Settings
 from service.stack import LocalStack, free_port
 
-
 IDLE_S = 6
 
 
