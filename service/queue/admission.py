@@ -45,18 +45,21 @@ class Admission:
             if held > quota:
                 await self.release(tenant, jobs)
                 return Refusal.tenant_quota
-        counts = Counter(shards)
-        # Counted before the depth checks' first await, so admissions running alongside see these jobs.
-        self.in_transit.update(counts)
-        full = True
+        reserved: Counter[int] = Counter()
+        admitted = False
         try:
-            full = await self._any_full(sorted(counts), max_depth)
+            for shard, shard_jobs in sorted(Counter(shards).items()):
+                if not await self._reserve(shard, shard_jobs, max_depth):
+                    break
+                reserved[shard] = shard_jobs
+            else:
+                admitted = True
         finally:
-            if full:
-                self.in_transit.subtract(counts)
+            if not admitted:
+                self.in_transit.subtract(reserved)
                 if quota > 0:
                     await self.release(tenant, jobs)
-        return Refusal.queue_full if full else None
+        return None if admitted else Refusal.queue_full
 
     def entered(self, shards: list[int]) -> None:
         """Admitted jobs were enqueued (their shards' depth as this gateway sees it holds them now), or
@@ -67,17 +70,15 @@ class Admission:
         """Undo a counted `admit` for jobs that never reached the stream."""
         await self.queue.redis.hincrby(self.queue.keys.in_flight, tenant, -jobs)
 
-    async def _any_full(self, shards: list[int], max_depth: int) -> bool:
-        for shard in shards:
-            if await self._shard_full(shard, max_depth):
-                return True
-        return False
-
-    async def _shard_full(self, shard: int, max_depth: int) -> bool:
-        if max_depth <= 0:
-            return False
-        share = math.ceil(max_depth / len(self.queue.shards))
-        depth = self.queue.depth_seen(shard)
-        if depth is None or depth + self.in_transit[shard] > share / 2:
-            depth = await self.queue.shard_depth(shard)
-        return depth + self.in_transit[shard] > share
+    async def _reserve(self, shard: int, jobs: int, max_depth: int) -> bool:
+        """Hold room for `jobs` in the shard if it has it: checked and held with no wait in between, so
+        admissions running alongside each count what the others let in."""
+        if max_depth > 0:
+            share = math.ceil(max_depth / len(self.queue.shards))
+            depth = self.queue.depth_seen(shard)
+            if depth is None or depth + self.in_transit[shard] + jobs > share / 2:
+                depth = await self.queue.shard_depth(shard)
+            if depth + self.in_transit[shard] + jobs > share:
+                return False
+        self.in_transit[shard] += jobs
+        return True

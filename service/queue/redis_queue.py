@@ -282,8 +282,13 @@ class RedisQueue:
         return seen[1]
 
     async def shard_depth(self, shard: int) -> int:
+        """The shard's depth read now, unless a read sent later (an enqueue's) came back first."""
+        sent = time.monotonic()
         depth = int(await self.redis.xlen(self.shards[shard].jobs))
-        self._depth_seen[shard] = (time.monotonic(), depth)
+        seen = self._depth_seen.get(shard)
+        if seen is not None and seen[0] > sent:
+            return seen[1]
+        self._depth_seen[shard] = (sent, depth)
         return depth
 
     async def depth(self) -> int:
