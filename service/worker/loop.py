@@ -1,14 +1,16 @@
 """The worker: claim jobs from every shard, run each in its own sandbox slot, publish results, heartbeat.
 
 One asyncio loop per process, with one claim loop per queue shard. A claim loop reads a share of the
-free slots' worth of jobs in one XREADGROUP (blocking while its shard is empty); each job runs in a task
-that owns one slot (a sandbox uid and a share of the machine). Two shards' reads can together return a
-job or two more than there are free slots: those wait, claimed, for the next slot. Results that finish
-together are published together (`Outbox`), and while jobs run, a claim loop's next read goes out in
-the same round trip as the next results instead of on its own (on a cluster, each node's results carry
-their shard's waiting read). A heartbeat task announces the worker
-and keeps its jobs from being reclaimed; the claim loops also pick up jobs abandoned by dead workers.
-SIGTERM stops intake and lets running calls finish.
+free slots that no other loop's read asks for in one XREADGROUP (blocking while its shard is empty), so
+the loops together never claim more jobs than there are free slots; each job runs in a task that owns
+one slot (a sandbox uid and a share of the machine) until its run ends. Results that finish together
+are published together (`Outbox`), and while jobs run, a claim loop's next read goes out in the same
+round trip as the next results instead of on its own (on a cluster, each node's results carry their
+shard's waiting read). A slot is free again when its run ends, before its result is published, and
+its shard's loop is woken first: on a busy worker the read that fills the slot goes out with that
+result. A heartbeat task announces the worker and keeps its jobs (running or being published) from
+being reclaimed; the claim loops also pick up jobs abandoned by dead workers. SIGTERM stops intake and
+lets running calls finish.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from service.worker.sessions import SessionHost
 log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
+# The block of a read that takes the last free slots while another claim loop waits for one: if its
+# shard is empty, the slots go back to the other loops this soon instead of after CLAIM_BLOCK_MS. (With
+# fewer free slots than shards and the shards empty, the loops then read in turn, 10 reads a second.)
+SCARCE_BLOCK_MS = 100
 RETRY_DELAY_S = 0.5
 # How long a claim loop whose worker runs jobs waits for a batch of their results to carry its next read
 # (`Outbox.carry_read`) before it sends the read alone. A lone call's own result carries the read that
@@ -69,11 +75,14 @@ class Outbox:
     async def publish(self, delivery: Delivery) -> None:
         await self._batches.submit_many([delivery])
 
-    async def carry_read(self, consumer: str, shard: int, count: int, wait_s: float) -> list[Claimed] | None:
+    async def carry_read(
+        self, consumer: str, shard: int, count: int, wait_s: float, block_ms: int = CLAIM_BLOCK_MS
+    ) -> list[Claimed] | None:
         """Read up to `count` new jobs of `shard` in the round trip of the next batch of results, if one
-        leaves within `wait_s`: the jobs (after a block, as `claim_jobs`); None if no batch left in time."""
+        leaves within `wait_s`: the jobs (after a block of `block_ms`, as `claim_jobs`); None if no batch
+        left in time."""
         jobs = asyncio.get_running_loop().create_future()
-        order = ClaimOrder(consumer, count, CLAIM_BLOCK_MS, shard, jobs)
+        order = ClaimOrder(consumer, count, block_ms, shard, jobs)
         self._orders[shard] = order
         try:
             await asyncio.wait([order.jobs], timeout=wait_s)
@@ -141,9 +150,12 @@ class Worker:
         self.free_slots = list(range(settings.worker_concurrency))
         # Job id -> the claimed job and the task running it.
         self.running: dict[str, tuple[Claimed, asyncio.Task[None]]] = {}
-        # Claimed beyond the free slots (two shards read at once): started as slots free up.
+        # Claimed beyond the free slots (lent to a judging job while the read was out): started as slots free up.
         self.backlog: deque[Claimed] = deque()
-        self.slot_freed = asyncio.Event()
+        # Per shard: set when its claim loop may find slots that no read asks for (see `_claim_and_start`).
+        self.slot_freed = [asyncio.Event() for _ in queue.shards]
+        # Per shard: the jobs its claim loop's read in progress asks for.
+        self.claiming = [0] * len(queue.shards)
         self.stopping = asyncio.Event()
         self.runner = JobRunner(settings, queue, sandbox, self.id, self.free_slots)
         self.sessions = SessionHost(settings, queue, sandbox, self.id)
@@ -160,7 +172,7 @@ class Worker:
         if not self.stopping.is_set():
             log.info("worker %s stopping: no new jobs, running ones finish", self.id)
         self.stopping.set()
-        self.slot_freed.set()
+        self._wake_claims()
 
     async def run(self) -> None:
         await self._until_redis_answers(self.queue.ensure_group)
@@ -193,13 +205,20 @@ class Worker:
             await self._claim_and_start(shard)
 
     async def _claim_and_start(self, shard: int) -> None:
-        if len(self.free_slots) <= len(self.backlog):
-            self.slot_freed.clear()
-            await self.slot_freed.wait()
+        # Slots that no claim loop's read asks for: one loop's read never counts on another's slots, so
+        # jobs are not claimed past the free slots (to wait in `backlog` while another worker has room).
+        available = len(self.free_slots) - len(self.backlog) - sum(self.claiming)
+        if available <= 0:
+            self.slot_freed[shard].clear()
+            await self.slot_freed[shard].wait()
             return
-        share = max(1, (len(self.free_slots) - len(self.backlog)) // len(self.queue.shards))
+        # Shared with the loops that have no read out yet, this one included.
+        unread = sum(1 for asked in self.claiming if asked == 0)
+        count = min(max(1, available // unread), self.settings.worker_batch)
+        block_ms = CLAIM_BLOCK_MS if count < available or unread == 1 else SCARCE_BLOCK_MS
+        self.claiming[shard] = count
         try:
-            for claimed in await self._claim(shard, min(share, self.settings.worker_batch)):
+            for claimed in await self._claim(shard, count, block_ms):
                 self._start(claimed)
             if not self.backlog:
                 self.runner.lender.lend_idle()
@@ -214,8 +233,22 @@ class Worker:
                 raise
             # Redis came back without its data: the stream and group are gone, make them again.
             await self.queue.ensure_group()
+        finally:
+            self.claiming[shard] = 0
+            # Slots this read asked for and did not fill are for the other loops again.
+            self._wake_claims()
+        # The loops just woken go first.
+        await asyncio.sleep(0)
 
-    async def _claim(self, shard: int, count: int) -> list[Claimed]:
+    def _wake_claims(self, first: int | None = None) -> None:
+        """Wake the claim loops waiting for slots; `first` (the shard whose job just ended) before the
+        others, so its read takes the slot and goes out with that job's result."""
+        if first is not None:
+            self.slot_freed[first].set()
+        for freed in self.slot_freed:
+            freed.set()
+
+    async def _claim(self, shard: int, count: int, block_ms: int = CLAIM_BLOCK_MS) -> list[Claimed]:
         claimed: list[Claimed] = []
         now = time.monotonic()
         if now - self._last_reclaim[shard] > self.settings.reclaim_idle_s / 3:
@@ -231,16 +264,16 @@ class Worker:
                 await self._publish(item, ExecutionResult(id=item.job.id, status=Status.sandbox_error, reason=reason))
             claimed += reclaimed.claimed
         if len(claimed) < count:
-            claimed += await self._read_new(shard, count - len(claimed))
+            claimed += await self._read_new(shard, count - len(claimed), block_ms)
         return claimed
 
-    async def _read_new(self, shard: int, count: int) -> list[Claimed]:
+    async def _read_new(self, shard: int, count: int, block_ms: int) -> list[Claimed]:
         if self.running and CARRY_WAIT_S > 0:
             # Results are on their way: the next batch of them carries this read.
-            carried = await self.outbox.carry_read(self.id, shard, count, CARRY_WAIT_S)
+            carried = await self.outbox.carry_read(self.id, shard, count, CARRY_WAIT_S, block_ms)
             if carried is not None:
                 return carried
-        return await self.queue.claim_jobs(self.id, count, CLAIM_BLOCK_MS, shard)
+        return await self.queue.claim_jobs(self.id, count, block_ms, shard)
 
     def _start(self, claimed: Claimed) -> None:
         if not self.free_slots:
@@ -249,15 +282,14 @@ class Worker:
         slot = self.free_slots.pop()
         task = asyncio.create_task(self._handle(claimed, slot), name=f"job-{claimed.job.id}")
         self.running[claimed.job.id] = (claimed, task)
+        # Running until its result is published: touched by the heartbeat, and awaited when stopping.
+        task.add_done_callback(lambda _: self.running.pop(claimed.job.id, None))
 
-        def release(_: asyncio.Task[None]) -> None:
-            self.running.pop(claimed.job.id, None)
-            self.free_slots.append(slot)
-            if self.backlog:
-                self._start(self.backlog.popleft())
-            self.slot_freed.set()
-
-        task.add_done_callback(release)
+    def _free_slot(self, slot: int, shard: int) -> None:
+        self.free_slots.append(slot)
+        if self.backlog:
+            self._start(self.backlog.popleft())
+        self._wake_claims(first=shard)
 
     async def _handle(self, claimed: Claimed, slot: int) -> None:
         job = claimed.job
@@ -265,10 +297,16 @@ class Worker:
         logs.job_id.set(job.id)
         logs.request_id.set(job.request_id)
         started = time.time()
-        if started > job.start_by:
-            result = ExecutionResult(id=job.id, status=Status.expired, reason="its caller stopped waiting while queued")
-        else:
-            result = await self.runner.run(job, slot)
+        try:
+            if started > job.start_by:
+                reason = "its caller stopped waiting while queued"
+                result = ExecutionResult(id=job.id, status=Status.expired, reason=reason)
+            else:
+                result = await self.runner.run(job, slot)
+        finally:
+            # The slot is free once the run ends, before the result is published: the read that fills it
+            # again can then go out in the same round trip as this result (`Outbox.carry_read`).
+            self._free_slot(slot, claimed.shard)
         result.queued_ms = round(max(0.0, started - job.enqueued_at) * 1000, 3)
         result.worker = self.id
         await self._publish(claimed, result)
