@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     bwrap_path: str = "bwrap"
     # Run calls from pre-started zygotes (warm interpreters) instead of a fresh bubblewrap each time.
     warm_interpreters: bool = True
+    # Slots served by one lean zygote (the warm interpreter of calls that need no numpy or sympy): a worker
+    # starts one per this many slots, each on its own, so that hundreds of calls starting and ending at
+    # once do not all wait on the kernel's locks of one zygote's memory (docs/reliability.md, issue 14).
+    lean_zygote_slots: int = Field(default=32, ge=1)
     python_path: str = "/usr/bin/python3"
     cxx_path: str = "/usr/bin/g++"
     bash_path: str = "/bin/bash"

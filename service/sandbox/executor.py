@@ -210,11 +210,18 @@ class Sandbox:
         if not self.settings.warm_interpreters:
             return
         zygotes = ZygotePool(
-            self.profile, self.slots_dir, self.uid(), self.settings.python_path, self.settings.workspace_max_bytes
+            self.profile,
+            self.slots_dir,
+            self.uid(),
+            self.settings.python_path,
+            self.settings.workspace_max_bytes,
+            self.settings.worker_concurrency,
+            self.settings.lean_zygote_slots,
         )
         try:
             await zygotes.start(
-                0, lambda kind: self.limiter.group(group_name(0, kind)).join_fds(), self.limiter.rlimits(PROBE_BUDGET)
+                lambda slot, kind: self.limiter.group(group_name(slot, kind)).join_fds(),
+                self.limiter.rlimits(PROBE_BUDGET),
             )
         except ZygoteFailed as exc:
             log.warning("warm zygotes unavailable (%s); every call starts a fresh sandbox", exc)
@@ -338,7 +345,7 @@ class Sandbox:
         *,
         strict_output: bool,
     ) -> StageResult:
-        zygote = self.zygotes.pick(program, workspace) if self.zygotes is not None else None
+        zygote = self.zygotes.pick(program, workspace, slot) if self.zygotes is not None else None
         budget = Budget(
             memory_bytes=memory_mb * MB,
             cpu_seconds=math.ceil(timeout_s) + 1,

@@ -14,9 +14,10 @@ end (`os._exit`) right after `run_python` returns: the interpreter is left as a 
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
+import _thread
 import atexit
 import builtins
-import contextlib
 import ctypes
 import gc
 import io
@@ -55,6 +56,11 @@ RECURSION_REMAINING_AT, RECURSION_LIMIT_AT = 32, 36
 FRAME_DATA_AT = 24
 CODE_AT, FRAME_OBJECT_AT, PREVIOUS_AT, IS_ENTRY_AT = 32, 40, 48, 68
 THREAD_STATE = ctypes.PYFUNCTYPE(ctypes.c_void_p)(("PyThreadState_Get", ctypes.pythonapi))
+# The warm interpreter's thread (its ident) and that thread's recursion counters (remaining, limit),
+# found once (`find_recursion_counters`): a fork's only thread is the thread that forked, with the same
+# ident and its thread state at the same address, and a ctypes call and two views per call write ~10
+# pages of the image.
+RECURSION_COUNTERS: list[tuple[int, ctypes.c_int, ctypes.c_int]] = []
 
 
 class Stop(Exception):
@@ -68,9 +74,10 @@ class Stop(Exception):
 def run_python(path: str) -> int:
     """Run the script `path` (relative to the current directory) as `python3 path`: the exit status,
     or no return at all when the script dies by SIGINT as the interpreter would."""
+    cwd = os.getcwd()  # noqa: PTH109
     # As _Py_abspath makes it: joined to the current directory, never normalised.
-    filename = os.path.join(os.getcwd(), path)  # noqa: PTH109, PTH118
-    become_script_interpreter(path)
+    filename = os.path.join(cwd, path)  # noqa: PTH118
+    become_script_interpreter(path, cwd)
     main = new_main_module(filename)
     try:
         status, interrupted = run_main(main, filename)
@@ -101,8 +108,6 @@ def prepare() -> None:
     compile(b"pass", "<prepare>", "exec", dont_inherit=True)
     weakref.ref(types.ModuleType("__main__"))
     SourceFileLoader("__main__", "<prepare>")
-    if KNOWN_INTERNALS:
-        THREAD_STATE()
 
 
 def begin_own_process() -> None:
@@ -122,17 +127,35 @@ def own_main_thread() -> None:
 # Start-up: what the interpreter sets up for a script before running it.
 
 
-def become_script_interpreter(path: str) -> None:
+def become_script_interpreter(path: str, cwd: str) -> None:
     sys.argv = [path]
     sys.orig_argv = [sys.orig_argv[0] if sys.orig_argv else sys.executable, path]
     # The script's real directory first, as pymain_run_python computes it; the zygote's own is no
     # business of the script's.
     rest = [entry for entry in sys.path if entry != OUR_DIRECTORY]
-    sys.path[:] = [os.path.dirname(os.path.realpath(path)), *rest]  # noqa: PTH120
+    sys.path[:] = [script_directory(path, cwd), *rest]
     reopen_standard_streams()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # _signal's, not signal's: the same handler, without the enum conversions of signal.signal (~20
+    # pages of the image a call's process would otherwise write).
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
     if prepared_in != os.getpid():
         begin_own_process()
+
+
+def script_directory(path: str, cwd: str) -> str:
+    """dirname(realpath(path)). For a name in the current directory that is not a symbolic link that
+    is the current directory itself, which getcwd() gives already resolved: one lstat instead of
+    realpath's walk up every component (~50 µs in a call's process)."""
+    if "/" not in path and not is_symbolic_link(path):
+        return cwd
+    return os.path.dirname(os.path.realpath(path))  # noqa: PTH120
+
+
+def is_symbolic_link(path: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def reopen_standard_streams() -> None:
@@ -327,13 +350,27 @@ def exec_at_bottom_of_stack(code: types.CodeType, namespace: dict[str, Any]) -> 
 
 def reset_recursion_depth() -> None:
     """Depth 0 here, so -1 for our caller: exec() counts as one call, the script's frame is the first."""
-    thread_state = THREAD_STATE()
-    if not thread_state:
+    found = RECURSION_COUNTERS[0] if RECURSION_COUNTERS else None
+    counters = found[1:] if found is not None and found[0] == _thread.get_ident() else recursion_counters()
+    if counters is None:
         return
-    remaining = ctypes.c_int.from_address(thread_state + RECURSION_REMAINING_AT)
-    limit = ctypes.c_int.from_address(thread_state + RECURSION_LIMIT_AT)
+    remaining, limit = counters
     if limit.value == sys.getrecursionlimit() and 0 < remaining.value <= limit.value:
         remaining.value = limit.value
+
+
+def find_recursion_counters() -> None:
+    """Once, in the warm interpreter before it forks calls (see RECURSION_COUNTERS)."""
+    counters = recursion_counters() if KNOWN_INTERNALS else None
+    RECURSION_COUNTERS[:] = [(_thread.get_ident(), *counters)] if counters is not None else []
+
+
+def recursion_counters() -> tuple[ctypes.c_int, ctypes.c_int] | None:
+    thread_state = THREAD_STATE()
+    if not thread_state:
+        return None
+    remaining = ctypes.c_int.from_address(thread_state + RECURSION_REMAINING_AT)
+    return remaining, ctypes.c_int.from_address(thread_state + RECURSION_LIMIT_AT)
 
 
 def unlink_caller(frame: types.FrameType) -> None:
@@ -429,8 +466,11 @@ def finalize(main: weakref.ref[types.ModuleType]) -> bool:
 def flush_quietly() -> None:
     """flush_io(): stderr then stdout, errors dropped."""
     for name in ("stderr", "stdout"):
-        with contextlib.suppress(BaseException):
+        # (try/except, not contextlib.suppress: one object and a few written pages fewer per flush.)
+        try:  # noqa: SIM105
             getattr(sys, name).flush()
+        except BaseException:
+            pass
 
 
 def flush_standard_streams() -> bool:

@@ -1,15 +1,16 @@
 """Worker side of the warm zygotes: start them, send them calls, restart them when they fail.
 
-A worker has two zygotes (`zygote_server.py`, each in a long-lived bubblewrap sandbox that sees
-every slot's workspace): a lean one with only the standard library loaded, and a heavy one with numpy
-and sympy imported. Python code that names a heavy module goes to the heavy one, everything else (the
-rest of Python, bash, compilers and compiled programs) to the lean one, whose forks are cheaper. Each
-zygote runs the calls of all slots at once, each slot in its own pid namespace made on the slot's first
-call. A call talks to its zygote over one SOCK_SEQPACKET socket shared by all calls: one JSON request
-carrying the three pipe ends (and, the first time the zygote serves the slot, the slot's cgroup
-descriptors, which the zygote keeps), one JSON reply with the exit status and the request's id, which
-one reader task hands to the waiting call. A cancelled call, or one whose answer is late, is killed alone;
-a zygote that dies is started again on the next call and the calls it was running fail over to a cold
+A worker has two kinds of zygote (`zygote_server.py`, each in a long-lived bubblewrap sandbox that sees
+every slot's workspace): lean ones with only the standard library loaded (one per `lean_zygote_slots`
+slots, see `ZygotePool`), and a heavy one with numpy and sympy imported. Python code that names a heavy
+module goes to the heavy one, everything else (the rest of Python, bash, compilers and compiled programs)
+to the slot's lean one, whose forks are cheaper. Each zygote runs the calls of its slots at once, each
+slot in its own pid namespace (made at start for the lean ones, on the slot's first heavy call for the
+heavy one). A call talks to its zygote over one SOCK_SEQPACKET socket shared by all calls: one JSON
+request carrying the three pipe ends (and, the first time the zygote serves the slot, the slot's cgroup
+descriptors, which the zygote keeps), one JSON reply with the exit status and the request's id, which one
+reader task hands to the waiting call. A cancelled call, or one whose answer is late, is killed alone; a
+zygote that dies is started again on the next call and the calls it was running fail over to a cold
 sandbox.
 """
 
@@ -59,10 +60,15 @@ class ZygoteFailed(RuntimeError):
 class ZygoteSpec:
     name: str
     preload: tuple[str, ...]
+    # How long its slots' namespaces are kept unused (None: always). The lean ones' are kept: the worker
+    # makes them for every slot at start (`ZygotePool`), and a burst after a quiet spell (an RL run's
+    # training step between two rollout phases) finds them made too. The heavy one's go after ten
+    # minutes (a slot's heavy namespace holds ~5 MB more).
+    idle_s: float | None
 
 
-LEAN = ZygoteSpec("lean", ())
-HEAVY = ZygoteSpec("heavy", ("numpy", "sympy"))
+LEAN = ZygoteSpec("lean", (), idle_s=None)
+HEAVY = ZygoteSpec("heavy", ("numpy", "sympy"), idle_s=600.0)
 
 
 def wants_heavy(program: list[str], workspace: Path, python_path: str) -> bool:
@@ -111,6 +117,7 @@ class Zygote:
             f"{SERVER_DIR}/zygote_server.py",
             str(server_end.fileno()),
             f"size={self.tmp_bytes},mode=1777",
+            "keep" if self.spec.idle_s is None else str(self.spec.idle_s),
             *self.spec.preload,
         ]
         argv = self.profile.zygote_command(self.slots_dir, Path(__file__).parent, SERVER_DIR, program)
@@ -440,24 +447,70 @@ class CallPipes:
 
 
 class ZygotePool:
-    """The lean and the heavy zygote of a worker."""
+    """The zygotes of a worker: one heavy, and one lean per `lean_zygote_slots` slots, each slot's lean
+    calls always in the same one (the slot's namespace lives there).
+
+    Several lean ones, each an interpreter started on its own, not a fork of another: every process
+    forked from one zygote shares the kernel's locks on that zygote's memory (the root `anon_vma` of
+    each of its mappings, taken for writing in every fork and every exit), so with hundreds of calls
+    starting and ending at once, one holder preempted at a low CPU weight (a killed loop exiting) holds
+    up the forks and exits of every call of its zygote, and only of its zygote. One heavy: its image is
+    ~58 MB of its own and takes a CPU-second or two to import (docs/reliability.md, issue 14).
+
+    Every slot's lean namespace is made at start: making one joins the slot's cgroups, and on cgroup v1
+    each join holds up every fork and exit of the host for an RCU grace period, which hundreds of busy
+    calls stretch (a namespace idle for long is dropped, and made again on the slot's next call)."""
 
     def __init__(
-        self, profile: BwrapProfile, slots_dir: Path, uid: int | None, python_path: str, tmp_bytes: int
+        self,
+        profile: BwrapProfile,
+        slots_dir: Path,
+        uid: int | None,
+        python_path: str,
+        tmp_bytes: int,
+        slots: int,
+        lean_zygote_slots: int,
     ) -> None:
         self.python_path = python_path
-        self.lean = Zygote(LEAN, profile, slots_dir, python_path, uid, tmp_bytes)
+        self.slots = slots
+        count = -(-slots // lean_zygote_slots)
+        self.lean = [Zygote(LEAN, profile, slots_dir, python_path, uid, tmp_bytes) for _ in range(count)]
         self.heavy = Zygote(HEAVY, profile, slots_dir, python_path, uid, tmp_bytes)
 
-    async def start(self, slot: int, join_fds_of: Callable[[str], list[int]], probe: list[Rlimit]) -> None:
-        """Start both and run one probe call in each, in `slot` (idle at start)."""
-        zygotes = (self.lean, self.heavy)
-        await asyncio.gather(*(zygote.start() for zygote in zygotes))
-        for zygote in zygotes:
-            await zygote.probe(slot, functools.partial(join_fds_of, zygote.spec.name), probe)
+    def lean_for(self, slot: int) -> Zygote:
+        """Slots spread over the lean zygotes in turn, so that however few are busy, they share none."""
+        return self.lean[slot % len(self.lean)]
+
+    async def start(self, join_fds_of: Callable[[int, str], list[int]], probe: list[Rlimit]) -> None:
+        """Start them all, run one probe call in slot 0 (idle at start) of each kind (the other lean
+        ones are the same program on the same host), then make the lean namespace of every other slot.
+        `join_fds_of(slot, kind)` opens the descriptors of the slot's cgroup for that kind of call."""
+        await asyncio.gather(*(zygote.start() for zygote in (*self.lean, self.heavy)))
+        for zygote in (self.lean_for(0), self.heavy):
+            await zygote.probe(0, functools.partial(join_fds_of, 0, zygote.spec.name), probe)
+        started = time.perf_counter()
+        made = await asyncio.gather(*(self._make_namespace(slot, join_fds_of, probe) for slot in range(1, self.slots)))
+        log.info(
+            "made the lean namespaces of %d slots in %.2f s (%d failed: made on their first call)",
+            len(made),
+            time.perf_counter() - started,
+            made.count(False),
+        )
+
+    async def _make_namespace(
+        self, slot: int, join_fds_of: Callable[[int, str], list[int]], probe: list[Rlimit]
+    ) -> bool:
+        """One call that does nothing in `slot`: its zygote makes the slot's namespace for it, and keeps it."""
+        try:
+            outcome = await self.lean_for(slot).run(
+                slot, functools.partial(join_fds_of, slot, LEAN.name), ["/bin/true"], b"", 10.0, 1024, probe
+            )
+        except ZygoteFailed:
+            return False
+        return outcome.exit_code == 0
 
     async def stop(self) -> None:
-        await asyncio.gather(self.lean.stop(), self.heavy.stop())
+        await asyncio.gather(*(zygote.stop() for zygote in (*self.lean, self.heavy)))
 
-    def pick(self, program: list[str], workspace: Path) -> Zygote:
-        return self.heavy if wants_heavy(program, workspace, self.python_path) else self.lean
+    def pick(self, program: list[str], workspace: Path, slot: int) -> Zygote:
+        return self.heavy if wants_heavy(program, workspace, self.python_path) else self.lean_for(slot)

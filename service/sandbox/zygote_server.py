@@ -18,15 +18,17 @@ serves every slot of its worker at once; its processes, per slot that has had a 
 The worker sends one request per call on the control socket (a small JSON message plus the three pipe
 ends and, the first time it sends this zygote a call of the slot, the slot's cgroup descriptors, which
 the zygote keeps: each namespace it makes for the slot, now or after one was dropped, joins it). The
-zygote passes it to the slot's G, G to the waiting H (as `marshal`: the same interpreter is at both
-ends). G enforces the deadline, then kills and reaps every other process of its namespace (whatever the
-call left running: daemons, setsid, double forks) and only then reports H's exit status, so nothing of a
-call outlives its answer. The status comes from G, which the call cannot reach (pid 1 ignores its
-signals, and is not dumpable), never from the call itself. The zygote waits on all slots at once, so a
-slot's looping call holds nothing but its own slot. A cancelled call's namespace is killed, and the
-zygote answers only once its G (and so every process of the namespace: the kernel empties a pid
-namespace before its init is gone) has exited. A namespace idle for a while is dropped and made again on
-its slot's next call.
+zygote passes it on the slot's request socket straight to the waiting H (as `marshal`: the same
+interpreter is at both ends); H tells G, on a pipe, when the program starts and its timeout. (G, whose
+every page the waiting H shares, does as little as it can per call: each page it writes is a
+copy-on-write fault.) G enforces the deadline, then kills and reaps every other process of its
+namespace (whatever the call left running: daemons, setsid, double forks) and only then reports H's
+exit status, so nothing of a call outlives its answer. The status comes from G, which the call cannot
+reach (pid 1 ignores its signals, and is not dumpable), never from the call itself. The zygote waits
+on all slots at once, so a slot's looping call holds nothing but its own slot. A cancelled call's
+namespace is killed, and the zygote answers only once its G (and so every process of the namespace:
+the kernel empties a pid namespace before its init is gone) has exited. A namespace idle for a while
+is dropped and made again on its slot's next call.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ import select
 import selectors
 import signal
 import socket
+import stat
+import struct
 import sys
 import time
 from typing import TYPE_CHECKING, NamedTuple
@@ -50,11 +54,11 @@ from typing import TYPE_CHECKING, NamedTuple
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # noqa: PTH120
 if TYPE_CHECKING:
     from service.sandbox import zygote_protocol as protocol
-    from service.sandbox.python_main import make_pipe_streams, prepare, run_python
+    from service.sandbox.python_main import find_recursion_counters, make_pipe_streams, prepare, run_python
     from service.sandbox.warm_up import warm_up
 else:
     import zygote_protocol as protocol
-    from python_main import make_pipe_streams, prepare, run_python
+    from python_main import find_recursion_counters, make_pipe_streams, prepare, run_python
     from warm_up import warm_up
 
 CLONE_NEWNS = 0x00020000
@@ -67,26 +71,19 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 10.0
-# A slot's namespace unused this long is dropped (its next call makes it again: a few ms, but its init
-# joins the slot's cgroups, and on cgroup v1 each join holds up every fork on the host for an RCU grace
-# period, so namespaces are not churned).
-IDLE_S = 600.0
+# The longest the zygote's loop sleeps when no namespace is due.
+LOOK_EVERY_S = 600.0
 MAX_MESSAGE, STDIO_FDS, MAX_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS, protocol.MAX_FDS
-STARTED = b"started"
+# H's stamp to G: when the program started (time.monotonic), its timeout, and the size of /dev/shm.
+STARTED = struct.Struct("ddq")
 NOTHING_YET = b"(nothing yet)"
 SLOTS = "/slots"
 # A slot's scratch directories: tmpfs mounts of its namespace, emptied after each call.
 SCRATCH_DIRS = ("/tmp", "/dev/shm")
+EMPTY_SCRATCH_MODE = stat.S_IFDIR | 0o1777
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 0x20, 0x1000
 
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def readable(fd: int, timeout_s: float) -> bool:
-    """poll(2), not select(2): the zygote holds a few descriptors per slot, past select's 1024."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(max(0.0, timeout_s) * 1000))
 
 
 def check(result: int, what: str) -> None:
@@ -165,9 +162,12 @@ def join_cgroup(fds: list[int]) -> None:
 def first_to_go_when_memory_runs_out() -> None:
     """The init shares the call's group, and the OOM killer picks by size, plus this: the call's
     processes (which inherit it) go before the init, whose pages of the warm image look big. (os-level:
-    a file object would cost the call more than the write.)"""
-    with contextlib.suppress(OSError):
+    a file object would cost the call more than the write; try/except, not contextlib.suppress: an
+    object less, and fewer pages of the image written.)"""
+    try:  # noqa: SIM105
         write_file("/proc/self/oom_score_adj", b"1000")
+    except OSError:
+        pass
 
 
 def write_file(path: str, data: bytes) -> None:
@@ -194,45 +194,64 @@ def python_file_of(argv: list[str]) -> str | None:
     return argv[-1] if all(flag == "-B" for flag in argv[1:-1]) else None
 
 
-def run_call(channel: socket.socket, setup: Setup) -> None:
-    """H: wait for the request, then become the call."""
+def run_call(requests: socket.socket, started: int, setup: Setup, shm_bytes: int) -> None:
+    """H: take the call's request (straight from the zygote server, see `CallNamespace`), then become
+    the call. `started` is the write end of G's pipe; `shm_bytes` the size of /dev/shm now."""
     # While it waits: what running the call needs that does not depend on the call.
     prepare()
     # Its own ipc namespace: no SysV object shared with the calls before (an ipc namespace is freed by
     # a kernel worker, so the call's exit does not wait for that).
     check(libc.unshare(CLONE_NEWIPC), "unshare")
-    message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, STDIO_FDS)
+    message, fds, _, _ = socket.recv_fds(requests, MAX_MESSAGE, STDIO_FDS)
     request = protocol.unpack_call(message)
+    if request["shm_bytes"] != shm_bytes:
+        # Still under G's filter, with G's capabilities: the slot's namespace keeps the new size.
+        shm_bytes = request["shm_bytes"]
+        mount("tmpfs", "/dev/shm", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, shm_options(shm_bytes))
     # Dumpable again, as an exec would make it (the init is not): its /proc/self is its own.
     libc.prctl(PR_SET_DUMPABLE, 1)
     first_to_go_when_memory_runs_out()
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
-    os.closerange(3, channel.fileno())
-    os.closerange(channel.fileno() + 1, 65536)
+    # Everything else goes, the request socket with it (no call reads the requests of the next).
+    os.closerange(3, started)
+    os.closerange(started + 1, 65536)
     os.chdir("/workspace")
     script = python_file_of(request["argv"])
     apply_limits(request, in_process=script is not None)
     drop_capabilities()
     load_filter(setup.policy)
-    # Tells G that what follows is the program's doing: an exit before this is a sandbox failure.
-    channel.send(STARTED)
-    channel.close()
+    # Tells G that what follows is the program's doing (an exit before this is a sandbox failure),
+    # from when, and for how long; one write of less than PIPE_BUF, so G reads it whole.
+    os.write(started, STARTED.pack(time.monotonic(), request["timeout_s"], shm_bytes))
+    os.close(started)
     if script is not None:
         os._exit(run_python(script))
     os.execv(request["argv"][0], request["argv"])
 
 
-def empty_scratch() -> None:
+def empty_scratch(empty_sizes: dict[str, int]) -> None:
     """From G, once the call's processes are all gone: the slot's /tmp and /dev/shm as a new tmpfs
     has them, empty and mode 1777, for the next call. Emptied, not mounted afresh for each call: the
     unmount that ends a call's own mount namespace waits for an expedited RCU grace period, which
     hundreds of preempted processes can stretch to seconds. Everything in them belongs to the
     sandbox's uid, as G does, so G can open and remove all of it; if it cannot, this raises, and G
-    ends its namespace rather than pass anything on (the slot's next call gets a new one)."""
+    ends its namespace rather than pass anything on (the slot's next call gets a new one).
+    `empty_sizes`: each directory's size when it was mounted, empty."""
     for root in SCRATCH_DIRS:
+        if left_as_mounted(root, empty_sizes[root]):
+            continue
         empty_tree(root)
         os.chmod(root, 0o1777)  # noqa: PTH101 (no pathlib in the zygote, see the imports)
+
+
+def left_as_mounted(root: str, empty_size: int) -> bool:
+    """Whether the call left the directory empty and mode 1777, which most calls do: one stat instead
+    of a scan and a chmod. A tmpfs directory's size grows by a fixed amount with each entry in it (a
+    file, a directory, a link, a node of any kind) and shrinks back when the entry goes, so it is the
+    empty size exactly when nothing is in it; a call cannot set it."""
+    status = os.lstat(root)
+    return status.st_size == empty_size and status.st_mode == EMPTY_SCRATCH_MODE
 
 
 def empty_tree(root: str) -> None:
@@ -258,33 +277,51 @@ def shm_options(size: int) -> str:
 
 
 class CallProcess:
-    """H, forked by G before its call arrives, waiting on its end of a socket pair."""
+    """H, forked by G before its call arrives, waiting for its request on the slot's request socket.
 
-    def __init__(self, setup: Setup, keep: list[socket.socket]) -> None:
-        self.channel, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    G never sees the request: H tells G, through a pipe G keeps for all its calls, when the program
+    starts and its timeout. So G's part of a call is a fork, two waits and a report, and G, whose every
+    page the waiting H shares, writes few of them (each is a copy-on-write fault)."""
+
+    def __init__(self, setup: Setup, requests: socket.socket, pipe: tuple[int, int], shm_bytes: int) -> None:
+        started_r, started_w = pipe
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                for sock in (*keep, self.channel):
-                    sock.close()
-                run_call(child_end, setup)
+                os.close(started_r)
+                run_call(requests, started_w, setup, shm_bytes)
             finally:
                 os._exit(EXIT_SETUP_FAILED)
-        child_end.close()
         self.pidfd = os.pidfd_open(self.pid)
+        self.started = started_r
 
-    def run(self, message: bytes, fds: list[int], timeout_s: float) -> protocol.CallReport:
-        started = time.monotonic()
+    def wait(self) -> tuple[protocol.CallReport, int | None]:
+        """Until the call has ended or run out of time: its report, and the size of /dev/shm it left
+        (None when H ended before it started the program)."""
+        # poll(2), not select(2): the zygote holds a few descriptors per slot, past select's 1024.
+        poller = select.poll()
+        poller.register(self.started, select.POLLIN)
+        poller.register(self.pidfd, select.POLLIN)
+        poller.poll()
         try:
-            socket.send_fds(self.channel, [message], fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
-        finished = readable(self.pidfd, timeout_s)
+            stamp = os.read(self.started, STARTED.size)
+        except BlockingIOError:
+            stamp = b""
+        if len(stamp) != STARTED.size:
+            # H ended before it started the program: our failure, not the call's.
+            report = self._ended(0.0)
+            report["setup_failed"] = True
+            return report, None
+        started, timeout_s, shm_bytes = STARTED.unpack(stamp)
+        poller.unregister(self.started)
+        finished = bool(poller.poll(max(0.0, started + timeout_s - time.monotonic()) * 1000))
         duration_ms = (time.monotonic() - started) * 1000
         if not finished:
             # A plain int: marshal (the report's way to the zygote) refuses an IntEnum.
-            return {"timed_out": True, "signal": int(signal.SIGKILL), "duration_ms": duration_ms}
+            return {"timed_out": True, "signal": int(signal.SIGKILL), "duration_ms": duration_ms}, shm_bytes
+        return self._ended(duration_ms), shm_bytes
+
+    def _ended(self, duration_ms: float) -> protocol.CallReport:
         _, status, usage = os.wait4(self.pid, 0)
         self.pid = 0
         report: protocol.CallReport = {
@@ -297,20 +334,10 @@ class CallProcess:
             report["signal"] = os.WTERMSIG(status)
         else:
             report["exit_code"] = os.WEXITSTATUS(status)
-        if not self._started():
-            report["setup_failed"] = True
         return report
-
-    def _started(self) -> bool:
-        self.channel.setblocking(False)
-        try:
-            return self.channel.recv(16) == STARTED
-        except OSError:
-            return False
 
     def close(self) -> None:
         os.close(self.pidfd)
-        self.channel.close()
 
 
 def kill_everything_else() -> None:
@@ -330,10 +357,11 @@ def kill_everything_else() -> None:
             os.wait()
 
 
-def be_init(link: socket.socket, setup: Setup, join_fds: list[int]) -> None:
-    """G: pid 1 of a slot's call namespace, for as long as it lives. Per call: hand the request to
-    the waiting H, enforce the deadline, then kill and reap whatever the call left, and only then
-    report, so nothing of a call still runs when the worker empties the workspace for the next."""
+def be_init(link: socket.socket, requests: socket.socket, setup: Setup, join_fds: list[int]) -> None:
+    """G: pid 1 of a slot's call namespace, for as long as it lives. Per call: fork H, which takes
+    the request from `requests`, enforce the deadline H reports, then kill and reap whatever the call
+    left, and only then report on `link`, so nothing of a call still runs when the worker empties the
+    workspace for the next."""
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     # Not dumpable: a call cannot open /proc/1/*. Default SIGINT: as pid 1 it then ignores the
     # signals a call sends it; only the zygote's namespace can kill it.
@@ -345,30 +373,26 @@ def be_init(link: socket.socket, setup: Setup, join_fds: list[int]) -> None:
     join_cgroup(join_fds)
     # Inherited by every call's process, which adds the rest of the policy itself.
     load_filter(setup.init_policy)
-    shm_bytes = setup.tmp_bytes
-    while True:
-        call = CallProcess(setup, [link])
-        message, fds, _, _ = socket.recv_fds(link, MAX_MESSAGE, STDIO_FDS)
-        if not message:
-            os._exit(0)
-        request = protocol.unpack_call(message)
-        try:
-            if request["shm_bytes"] != shm_bytes:
-                options = shm_options(request["shm_bytes"])
-                mount("tmpfs", "/dev/shm", None, MS_REMOUNT | MS_NOSUID | MS_NODEV, options)
-                shm_bytes = request["shm_bytes"]
-            report = call.run(message, fds, request["timeout_s"])
-        except OSError as exc:
-            report = {"error": f"the call could not start: {exc}"}
+    shm_bytes: int | None = setup.tmp_bytes
+    empty_sizes = {root: os.lstat(root).st_size for root in SCRATCH_DIRS}
+    # H's "started" stamp; G holds the write end for every H to inherit, H closes its copy before
+    # the program runs.
+    pipe = os.pipe()
+    os.set_blocking(pipe[0], False)
+    while shm_bytes is not None:
+        call = CallProcess(setup, requests, pipe, shm_bytes)
+        report, shm_bytes = call.wait()
         kill_everything_else()
         call.close()
         try:
-            empty_scratch()
+            empty_scratch(empty_sizes)
         except OSError:
             # What is left must not reach the next call: the namespace ends with this answer.
-            link.send(protocol.pack(report))
-            os._exit(0)
+            shm_bytes = None
         link.send(protocol.pack(report))
+    # Ended without a fresh namespace: H failed before its program started (whether it took a request
+    # or not, none may reach the next), or something of the call could not be removed.
+    os._exit(0)
 
 
 def close_all_but(keep: set[int]) -> None:
@@ -394,31 +418,36 @@ def enter_slot(slot: int, setup: Setup) -> None:
 
 class CallNamespace:
     """A and G of one slot: A makes a new pid and mount namespace and forks G into it as pid 1, then
-    only waits for G. A tells the zygote G's pid, so that the zygote can wait for G's end."""
+    only waits for G. A tells the zygote G's pid, so that the zygote can wait for G's end. The zygote
+    sends each call's request on `requests`, which the slot's waiting H reads (G only forks H and
+    watches it); G's pid and reports come back on `link`."""
 
     def __init__(self, slot: int, setup: Setup, join_fds: list[int]) -> None:
         self.slot = slot
         self.link, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.requests, requests_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
             try:
                 # Nothing of the zygote's or of the other slots' (their pidfds, links, the worker's socket).
-                close_all_but({child_end.fileno(), *join_fds})
+                close_all_but({child_end.fileno(), requests_end.fileno(), *join_fds})
                 libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
                 check(libc.unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare")
                 enter_slot(slot, setup)
                 init = os.fork()
                 if init == 0:
                     try:
-                        be_init(child_end, setup, join_fds)
+                        be_init(child_end, requests_end, setup, join_fds)
                     finally:
                         os._exit(EXIT_SETUP_FAILED)
                 child_end.send(str(init).encode())
                 child_end.close()
+                requests_end.close()
                 os.waitpid(init, 0)
             finally:
                 os._exit(EXIT_SETUP_FAILED)
         child_end.close()
+        requests_end.close()
         self.pidfd = os.pidfd_open(self.pid)
         # G's pid comes as the link's first message (not waited for here: the zygote serves other slots).
         self.init_pidfd: int | None = None
@@ -431,7 +460,7 @@ class CallNamespace:
         self.call_id = call_id
         self.deadline = time.monotonic() + timeout_s + INIT_GRACE_S
         try:
-            socket.send_fds(self.link, [message], fds)
+            socket.send_fds(self.requests, [message], fds)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -472,6 +501,7 @@ class CallNamespace:
             self.link.setblocking(False)
             self.receive()
         self.link.close()
+        self.requests.close()
         return self.init_pidfd
 
 
@@ -485,7 +515,7 @@ class Dying(NamedTuple):
 class Server:
     """The zygote's loop: requests from the worker, reports from every slot's G, deadlines."""
 
-    def __init__(self, control: socket.socket, setup: Setup) -> None:
+    def __init__(self, control: socket.socket, setup: Setup, idle_s: float | None) -> None:
         self.control = control
         self.setup = setup
         self.namespaces: dict[int, CallNamespace] = {}
@@ -493,10 +523,17 @@ class Server:
         self.groups: dict[int, list[int]] = {}
         self.selector = selectors.DefaultSelector()
         self.selector.register(control, selectors.EVENT_READ)
+        # No namespace is due (its call's deadline, or its idle end) before this: the namespaces are
+        # looked over only then, not after every event (a worker has hundreds of slots).
+        self.next_check = time.monotonic() + LOOK_EVERY_S
+        # How long an unused namespace is kept (None: for as long as the zygote lives). Dropped, its
+        # slot's next call makes it again: a few ms, but its init joins the slot's cgroups, and on cgroup
+        # v1 each join holds up every fork on the host for an RCU grace period.
+        self.idle_s = idle_s
 
     def serve(self) -> None:
         while True:
-            for key, _ in self.selector.select(self._wait_s()):
+            for key, _ in self.selector.select(max(0.0, self.next_check - time.monotonic())):
                 data: CallNamespace | Dying | None = key.data
                 if data is None:
                     if not self._from_worker():
@@ -506,14 +543,8 @@ class Server:
                 elif self.namespaces.get(data.slot) is data:
                     # (Not a namespace dropped by an earlier event of this same batch.)
                     self._from_init(data)
-            self._expire()
-
-    def _wait_s(self) -> float:
-        now = time.monotonic()
-        deadlines = [
-            ns.deadline if ns.call_id is not None else ns.last_used + IDLE_S for ns in self.namespaces.values()
-        ]
-        return max(0.0, min(deadlines, default=now + IDLE_S) - now)
+            if time.monotonic() >= self.next_check:
+                self._expire()
 
     def _from_worker(self) -> bool:
         message, fds, flags, _ = socket.recv_fds(self.control, MAX_MESSAGE, MAX_FDS)
@@ -555,6 +586,7 @@ class Server:
             self.selector.register(namespace.link, selectors.EVENT_READ, namespace)
         try:
             namespace.start(request["id"], protocol.pack(request), stdio, request["timeout_s"])
+            self.next_check = min(self.next_check, namespace.deadline)
         except OSError as exc:
             self._drop(namespace)
             self._send({"id": request["id"], "error": f"the call's init is gone: {exc}"})
@@ -577,6 +609,8 @@ class Server:
             return
         if raw:
             report = namespace.report(raw)
+            if self.idle_s is not None:
+                self.next_check = min(self.next_check, namespace.last_used + self.idle_s)
         else:
             # G died or its link broke: a fresh namespace for the slot's next call.
             self._drop(namespace)
@@ -587,12 +621,21 @@ class Server:
 
     def _expire(self) -> None:
         now = time.monotonic()
+        self.next_check = now + LOOK_EVERY_S
         for namespace in list(self.namespaces.values()):
-            if namespace.call_id is not None and now > namespace.deadline:
+            if namespace.call_id is not None:
+                due = namespace.deadline
+            elif self.idle_s is not None:
+                due = namespace.last_used + self.idle_s
+            else:
+                continue
+            if now < due:
+                self.next_check = min(self.next_check, due)
+            elif namespace.call_id is not None:
                 # G has not reported past the call's deadline (a machine this busy starves it): the
                 # namespace goes, the call with it, which had outrun its deadline.
                 self._drop(namespace, {"id": namespace.call_id, "timed_out": True, "signal": signal.SIGKILL})
-            elif namespace.call_id is None and now > namespace.last_used + IDLE_S:
+            else:
                 self._drop(namespace)
 
     def _drop(self, namespace: CallNamespace, answer: protocol.CallReport | None = None) -> None:
@@ -623,7 +666,7 @@ def mount_size(options: str) -> int:
     return int(dict(option.partition("=")[::2] for option in options.split(","))["size"])
 
 
-def serve(control: socket.socket, tmp_options: str) -> None:
+def serve(control: socket.socket, tmp_options: str, idle_s: float | None) -> None:
     from seccomp_policy import CALL_SETUP, make_filter, make_setup_filter  # type: ignore[import-not-found]
 
     setup = Setup(
@@ -633,6 +676,7 @@ def serve(control: socket.socket, tmp_options: str) -> None:
         mount_size(tmp_options),
     )
     make_pipe_streams()
+    find_recursion_counters()
     # Objects that exist now are never collected in a call; freezing keeps their pages shared.
     gc.collect()
     gc.freeze()
@@ -640,11 +684,12 @@ def serve(control: socket.socket, tmp_options: str) -> None:
     # garbage): fork copies an entry for each resident page and each call's exit tears it down.
     libc.malloc_trim(0)
     control.send(protocol.encode({"ready": True, "modules": sorted(sys.modules)}))
-    Server(control, setup).serve()
+    Server(control, setup, idle_s).serve()
 
 
 def main() -> None:
-    control_fd, tmp_options, *preload = sys.argv[1:]
+    # The idle time after which a namespace is dropped, in seconds ("keep": never).
+    control_fd, tmp_options, idle, *preload = sys.argv[1:]
     for module in preload:
         try:
             __import__(module)
@@ -654,7 +699,7 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # The worker going away closes the control socket: so are we.
     with contextlib.suppress(ConnectionResetError, BrokenPipeError):
-        serve(socket.socket(fileno=int(control_fd)), tmp_options)
+        serve(socket.socket(fileno=int(control_fd)), tmp_options, None if idle == "keep" else float(idle))
 
 
 if __name__ == "__main__":

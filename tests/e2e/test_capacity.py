@@ -70,10 +70,9 @@ def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack:
 
 
 @pytest.mark.xfail(
-    reason="known gap (issue 14): with 400 loops running, trivial calls here take 1-6 s at p50 and 3-9 s at "
-    "p99 (warm or new slots), not under 2 s, and on a machine other work loads some of them time out: the slot "
-    "inits and the service wait for a core among hundreds of groups, the 512 slots fill up, and the loops' "
-    "first favoured milliseconds add up to seconds (docs/reliability.md)",
+    reason="known gap (issue 14): with 400 loops running, trivial calls here take ~1 s at p50 but 2-5 s at p99, "
+    "and on a loaded machine some of those sent in the loops' first 1.5 s time out: their exits wait on the "
+    "shared libraries' i_mmap locks, each handoff behind ~400 young loops (docs/reliability.md)",
     strict=False,
 )
 def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: LocalStack) -> None:
@@ -93,7 +92,11 @@ def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: Local
     loops, trivial = asyncio.run(mixed())
     latencies = sorted(seconds for _, seconds in trivial)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    summary = f"trivial p50 {latencies[len(latencies) // 2]:.2f} s, p90 {latencies[int(len(latencies) * 0.9)]:.2f} s"
+    summary = (
+        f"trivial p50 {latencies[len(latencies) // 2]:.2f} s, p90 {latencies[int(len(latencies) * 0.9)]:.2f} s, "
+        f"p99 {p99:.2f} s"
+    )
+    print(summary)
     wrong = [body for body, _ in trivial if (body["status"], body["run_result"]["stdout"]) != ("Success", "2\n")]
     assert not wrong, f"{len(wrong)} of 400 trivial calls went wrong ({summary}): {wrong[0]}"
     for body, _ in loops:

@@ -186,6 +186,31 @@ for root in ('/tmp', '/dev/shm'):
 """
 
 
+# Leaves both roots empty, with their modes taken away, and a file made and removed in each.
+SCRATCH_MODES_ONLY = """
+import os
+for root in ('/tmp', '/dev/shm'):
+    open(root + '/gone', 'w').write('x')
+    os.unlink(root + '/gone')
+    os.chmod(root, 0o700)
+print('modes')
+"""
+
+
+@pytest.mark.parametrize("extra_import", ["", "import numpy\n"], ids=["lean", "heavy"])
+async def test_the_next_call_in_a_slot_gets_its_scratch_roots_back_at_mode_1777(
+    sandbox: Sandbox, extra_import: str
+) -> None:
+    """A call that leaves /tmp and /dev/shm empty (its init then skips the scan) still cannot pass on
+    their modes."""
+    slot = 6
+    changed = await sandbox.execute(job(extra_import + SCRATCH_MODES_ONLY, timeout_s=30), slot)
+    assert changed.status == Status.ok and changed.stdout == "modes\n", changed.stderr
+    seen = await sandbox.execute(job(extra_import + SCRATCH_SEEN, timeout_s=30), slot)
+    assert seen.status == Status.ok, seen.stderr
+    assert seen.stdout == "/tmp 0o1777 []\n/dev/shm 0o1777 []\n"
+
+
 @pytest.mark.parametrize("extra_import", ["", "import numpy\n"], ids=["lean", "heavy"])
 async def test_the_next_call_in_a_slot_gets_an_empty_tmp_and_dev_shm(sandbox: Sandbox, extra_import: str) -> None:
     slot = 5

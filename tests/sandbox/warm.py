@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from service.config import Settings
+from service.config import load_settings
 from service.sandbox.executor import Sandbox
 
 
 @contextlib.asynccontextmanager
-async def warm_sandbox(slots: int) -> AsyncIterator[Sandbox]:
-    box = Sandbox(Settings(worker_concurrency=slots))
+async def warm_sandbox(slots: int, **settings: object) -> AsyncIterator[Sandbox]:
+    box = Sandbox(load_settings(worker_concurrency=slots, **settings))
     box.check()
     await box.start()
     assert box.zygotes is not None, "the warm zygotes did not start"

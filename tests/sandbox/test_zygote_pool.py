@@ -1,0 +1,81 @@
+"""A worker's zygotes: one lean zygote per `lean_zygote_slots` slots, each started on its own, a slot's
+lean calls always in the same one, and every slot's lean namespace made before the first call.
+
+Real bubblewrap sandboxes and cgroups, as in `test_zygote.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from service.bench.slots import job
+from service.config import Settings
+from service.models import Status
+from service.sandbox.executor import Sandbox
+from tests.sandbox.warm import warm_sandbox
+
+pytestmark = pytest.mark.timeout(120)
+
+SLOTS = 7
+LEAN_ZYGOTE_SLOTS = 3
+
+
+@pytest_asyncio.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with warm_sandbox(SLOTS, lean_zygote_slots=LEAN_ZYGOTE_SLOTS) as box:
+        yield box
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_default_is_a_lean_zygote_per_32_slots() -> None:
+    assert Settings().lean_zygote_slots == 32
+    assert Settings(lean_zygote_slots=64).lean_zygote_slots == 64
+
+
+async def test_a_worker_starts_a_lean_zygote_per_lean_zygote_slots_slots_each_on_its_own(sandbox: Sandbox) -> None:
+    assert sandbox.zygotes is not None
+    lean = sandbox.zygotes.lean
+    # 7 slots, 3 per zygote: three lean zygotes, each a process the worker started (not a fork of another).
+    assert len(lean) == 3
+    pids = [zygote.process.pid for zygote in lean if zygote.process is not None]
+    assert len(set(pids)) == 3
+    assert all(parent_of(pid) == parent_of(pids[0]) for pid in pids)
+    assert sandbox.zygotes.heavy.process is not None and sandbox.zygotes.heavy.process.pid not in pids
+
+
+async def test_a_slot_runs_its_lean_calls_in_its_own_zygote(sandbox: Sandbox) -> None:
+    assert sandbox.zygotes is not None
+    lean = sandbox.zygotes.lean
+    for slot in range(SLOTS):
+        before = [zygote.calls for zygote in lean]
+        result = await sandbox.execute(job("print(6 * 7)"), slot)
+        assert result.status == Status.ok and result.stdout == "42\n", result.stderr
+        served = [index for index, zygote in enumerate(lean) if zygote.calls != before[index]]
+        assert served == [slot % len(lean)]
+        assert sandbox.zygotes.lean_for(slot) is lean[slot % len(lean)]
+
+
+async def test_every_slot_has_its_lean_namespace_before_its_first_call(sandbox: Sandbox) -> None:
+    """Made at start: each lean zygote already holds the cgroup of every slot it serves, so no call
+    makes a namespace (and joins cgroups) under load."""
+    assert sandbox.zygotes is not None
+    opened: list[int] = []
+
+    def counted() -> list[int]:
+        opened.append(1)
+        return []
+
+    for slot in range(SLOTS):
+        assert slot in sandbox.zygotes.lean_for(slot).joined
+        sandbox.limiter.group(f"slot-{slot}-lean").join_fds = counted  # type: ignore[method-assign]
+    results = await asyncio.gather(*(sandbox.execute(job("print('first')"), slot) for slot in range(SLOTS)))
+    assert [result.stdout for result in results] == ["first\n"] * SLOTS
+    assert opened == []
