@@ -459,7 +459,8 @@ class ZygotePool:
 
     Every slot's lean namespace is made at start: making one joins the slot's cgroups, and on cgroup v1
     each join holds up every fork and exit of the host for an RCU grace period, which hundreds of busy
-    calls stretch (a namespace idle for long is dropped, and made again on the slot's next call)."""
+    calls stretch. They are kept however long they go unused (`LEAN.idle_s`), so a burst after a quiet
+    spell finds them made too."""
 
     def __init__(
         self,
