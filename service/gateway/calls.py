@@ -30,6 +30,7 @@ from service.models import ExecuteRequest, ExecutionResult, Job, JudgeSpec, Stat
 from service.queue.errors import REDIS_DOWN
 from service.queue.jobs import JobSnapshot
 from service.queue.keys import as_tracked, new_job_id
+from service.queue.redis_queue import Delivery
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,6 +40,9 @@ RESULT_GRACE_S = 5.0
 MAX_IDEMPOTENCY_KEY = 200
 # What a refused caller is told to wait: about the time the queue takes to drain a little.
 QUEUE_FULL_RETRY_S = 1.0
+# How long the gateway keeps trying to withdraw the jobs of an enqueue cut off part-way, and how often.
+WITHDRAW_FOR_S = 3.0
+WITHDRAW_RETRY_S = 0.2
 
 
 class QueueUnavailable(Exception):
@@ -90,8 +94,14 @@ def wait_budget_s(state: GatewayState, job: Job) -> float:
     return max(0.0, job.start_by - time.time()) + run_s + settings.reclaim_idle_s + RESULT_GRACE_S
 
 
-async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
-    """Admit the jobs against their shards' depth and the caller's quota, then enqueue them; else 429."""
+async def enqueue(state: GatewayState, jobs: list[Job], idempotency_key: str | None = None) -> None:
+    """Admit the jobs against their shards' depth and the caller's quota, then enqueue them; else 429.
+
+    An enqueue whose round trip failed may still have reached Redis (a write or read timed out after the
+    commands went out): its jobs are withdrawn (`withdraw`) before the caller is told 503, so a client
+    that sends the call again does not have it run twice. If every one of them already has its result,
+    the enqueue took place and the caller waits for those results as usual.
+    """
     tenant = current_tenant.get(state.tenants.default)
     counted = tenant.max_in_flight > 0
     for job in jobs:
@@ -105,17 +115,66 @@ async def enqueue(state: GatewayState, jobs: list[Job]) -> None:
     if refusal is not None:
         raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S, tenant.name)
     try:
-        enqueued = await call_redis(state.queue.enqueue_many(jobs, settings.result_ttl_s))
-    except BaseException:
+        enqueued = await state.queue.enqueue_many(jobs, settings.result_ttl_s)
+    except BaseException as exc:
+        # Jobs withdrawn (or all of them, if that failed too) never reached a worker's acknowledgement,
+        # which is what gives a counted job's quota back.
+        unrun = len(jobs)
+        if isinstance(exc, REDIS_DOWN):
+            unrun = await withdraw(state, jobs, idempotency_key, exc)
+            if unrun == 0:
+                return
         if counted:
             with contextlib.suppress(*REDIS_DOWN):
-                await state.admission.release(tenant.name, len(jobs))
+                await state.admission.release(tenant.name, unrun)
+        if isinstance(exc, REDIS_DOWN):
+            raise QueueUnavailable from exc
         raise
     finally:
         state.admission.entered(shards)
     state.listener.remember(enqueued)
     for job in jobs:
         metrics.JOBS_ENQUEUED.labels(job.request.language).inc()
+
+
+async def withdraw(state: GatewayState, jobs: list[Job], idempotency_key: str | None, cause: BaseException) -> int:
+    """Make sure jobs whose enqueue failed part-way never deliver a result, unless they already did; the
+    number withdrawn (all of them if that is unknown).
+
+    Each job gets a final `cancelled` result through the exactly-once publish (a worker that finishes it
+    later loses), and the cancel flag and channel, so a worker skips it if it is on its stream or stops
+    it if it runs. The idempotency key is released first, so a retry with it starts the call again.
+    None withdrawn means every job already had its result: the enqueue took place after all. Redis is
+    tried for `WITHDRAW_FOR_S`; if it cannot be reached, the jobs' fate is unknown (they may run).
+    """
+    reason = f"the queue did not confirm the enqueue ({type(cause).__name__}); withdrawn, not run"
+    deliveries = [
+        Delivery(ExecutionResult(id=job.id, status=Status.cancelled, reason=reason), job.reply_to) for job in jobs
+    ]
+    ttl_s = state.settings.result_ttl_s
+    give_up_at = time.monotonic() + WITHDRAW_FOR_S
+    while True:
+        try:
+            if idempotency_key is not None:
+                await state.jobs.release_idempotency_key(idempotency_key, jobs[0].id)
+            await state.queue.deliver(deliveries, ttl_s)
+            # Which results stand is read back rather than taken from the publish's answer: an earlier
+            # attempt, cut off like the enqueue, may have stored the withdrawal already.
+            stored = [orjson.loads(raw) for raw in await state.queue.get_raw_results([job.id for job in jobs])]
+            ran = {result["id"] for result in stored if result.get("reason") != reason}
+            withdrawn = [job.id for job in jobs if job.id not in ran]
+            if withdrawn:
+                await state.jobs.request_cancel(withdrawn, ttl_s)
+            break
+        except REDIS_DOWN as exc:
+            if time.monotonic() >= give_up_at:
+                log.warning("enqueue of %d job(s) failed (%r) and could not be withdrawn (%r)", len(jobs), cause, exc)
+                return len(jobs)
+            await asyncio.sleep(WITHDRAW_RETRY_S)
+    log.warning(
+        "enqueue of %d job(s) failed (%r): %d withdrawn, %d had run", len(jobs), cause, len(withdrawn), len(ran)
+    )
+    return len(withdrawn)
 
 
 async def claim_idempotency_key(state: GatewayState, key: str | None, job: Job) -> str | None:
@@ -153,7 +212,7 @@ async def run_and_wait(state: GatewayState, job: Job, http: Request, idempotency
             return raw
     future = state.listener.expect(job.id)
     try:
-        await enqueue(state, [job])
+        await enqueue(state, [job], idempotency_key)
         raw = await unless_client_leaves(http, future, budget_s)
         note_outcome(job, raw)
         return raw

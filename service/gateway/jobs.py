@@ -39,7 +39,7 @@ async def submit_job(request: ExecuteRequest, state: State, idempotency_key: Ide
     earlier = await claim_idempotency_key(state, idempotency_key, job)
     if earlier is not None:
         return await job_info(state, earlier)
-    await enqueue(state, [job])
+    await enqueue(state, [job], idempotency_key)
     return JobInfo(id=job.id, state=JobState.queued)
 
 

@@ -195,12 +195,22 @@ def connect(target: Settings | str) -> Client:
     """The client gateway, worker, bench and tests use: a single Redis from a URL, or what `Settings`
     names (a Redis Cluster when `redis_cluster` is set; its URL names any one node)."""
     url = target if isinstance(target, str) else target.redis_url
-    if not isinstance(target, str) and target.redis_cluster:
-        return FailoverCluster.from_url(url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True)
+    timeout_s = Settings.model_fields["redis_socket_timeout_s"].default
+    if not isinstance(target, str):
+        timeout_s = target.redis_socket_timeout_s
+        if target.redis_cluster:
+            return FailoverCluster.from_url(
+                url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True, socket_timeout=timeout_s
+            )
     # A Unix socket (a Redis on the same host, as `sandpit up` runs it) has no TCP keep-alive to ask for.
     keepalive = {} if url.startswith("unix:") else {"socket_keepalive": True}
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, health_check_interval=30, **keepalive
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT_S,
+        health_check_interval=30,
+        socket_timeout=timeout_s,
+        **keepalive,
     )
     return aioredis.Redis(connection_pool=pool)
 
