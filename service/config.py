@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     queue_shards: int = Field(default=1, ge=1, le=MAX_SHARDS)
     # How long a Redis command (writing it or waiting for its reply) may take before the connection is
     # dropped as dead (redis-py's own default). An enqueue cut off this way may have reached Redis: the
-    # gateway withdraws its jobs before it answers 503 (docs/reliability.md, "An enqueue cut off").
+    # gateway withdraws its jobs before it answers 503 (docs/reliability.md, "What each fault does").
     redis_socket_timeout_s: float = Field(default=5.0, gt=0)
 
     host: str = "127.0.0.1"
