@@ -21,10 +21,13 @@ import asyncio
 import contextlib
 import resource
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 from service.bench import workloads
 from service.bench.load import CONNECTION_FAILURES, Outcome, call_once, latency_summary, open_pool
@@ -106,6 +109,19 @@ def connection_failures(outcome: Outcome) -> int:
     return sum(count for kind, count in outcome.errors.items() if kind in CONNECTION_FAILURES)
 
 
+def note_wrong_calls(text: str, wrong_calls: Counter[str]) -> str:
+    """Count a batch answer's wrong results into `wrong_calls`; the first of them, as the example."""
+    try:
+        results = orjson.loads(text).get("results")
+    except (orjson.JSONDecodeError, AttributeError):
+        return text
+    if not isinstance(results, list):
+        return text
+    wrong = workloads.wrong_in_batch(results)
+    wrong_calls.update(problem for problem, _ in wrong)
+    return orjson.dumps(wrong[0][1]).decode() if wrong else text
+
+
 def answered_wrong(outcome: Outcome) -> int:
     return sum(count for kind, count in outcome.errors.items() if kind.startswith(ANSWERED_KINDS))
 
@@ -155,6 +171,8 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
     in_flight = 0
     peak = 0
     refusals = 0
+    # Wrong results inside batches, by kind (a batch's error counts the batch once).
+    wrong_calls: Counter[str] = Counter()
 
     async def one(index: int, workload: workloads.Workload, into: Outcome) -> None:
         nonlocal in_flight, peak, refusals
@@ -166,7 +184,10 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
                 break
             refusals += 1
             await asyncio.sleep(RETRY_AFTER_S)
-        into.record(*answer)
+        latency_ms, problem, text = answer
+        if into is batch_outcome and problem is not None and problem.startswith(ANSWERED_KINDS):
+            text = note_wrong_calls(text, wrong_calls)
+        into.record(latency_ms, problem, text)
         in_flight -= workload.items
 
     start = time.monotonic()
@@ -209,6 +230,8 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
         "connections_reset": connection_failures(outcome) + connection_failures(batch_outcome),
         # Calls that came back with results that were not right (a whole batch counts when one is not).
         "answered_wrong": wrong,
+        # Of those, the batches' calls whose own results were not right, by why.
+        "batch_calls_answered_wrong": dict(wrong_calls),
         # Requests the gateway refused (429/503: not accepted, so not lost) and the client sent again.
         "refused_and_retried": refusals,
         # Calls with no final result at all: connection failed, HTTP error, or unanswered in time.

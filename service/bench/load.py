@@ -145,7 +145,8 @@ async def call_once(pool: Pool, index: int, workload: Workload) -> tuple[float, 
     except (aiohttp.ClientError, orjson.JSONDecodeError, TimeoutError, OSError) as exc:
         problem, body = type(exc).__name__, str(exc).encode()
     latency_ms = (time.perf_counter() - start) * 1000
-    return latency_ms, problem, body[:EXAMPLE_CHARS].decode(errors="replace") if problem else ""
+    # The whole answer: a caller may look into it (a batch's wrong results); `Outcome` keeps its start.
+    return latency_ms, problem, body.decode(errors="replace") if problem else ""
 
 
 async def closed_loop(pool: Pool, workload: Workload, concurrency: int, duration_s: float, drain_s: float) -> Outcome:

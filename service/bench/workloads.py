@@ -103,11 +103,14 @@ def batch_problem(answer: Any, size: int) -> str | None:
     results = answer.get("results") if isinstance(answer, dict) else answer
     if not isinstance(results, list) or len(results) != size:
         return "wrong result count"
-    for index, result in enumerate(results):
-        problem = result_problem(result, f"{index * index}\n")
-        if problem is not None:
-            return problem
-    return None
+    wrong = wrong_in_batch(results)
+    return wrong[0][0] if wrong else None
+
+
+def wrong_in_batch(results: list[Any]) -> list[tuple[str, Any]]:
+    """Each result of a `batch_of` answer that is not right, with why."""
+    checked = ((result_problem(result, f"{index * index}\n"), result) for index, result in enumerate(results))
+    return [(problem, result) for problem, result in checked if problem is not None]
 
 
 def batch_of(size: int) -> Workload:
