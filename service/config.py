@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     # starts one per this many slots, each on its own, so that hundreds of calls starting and ending at
     # once do not all wait on the kernel's locks of one zygote's memory (docs/reliability.md, issue 14).
     lean_zygote_slots: int = Field(default=32, ge=1)
+    # Give each lean zygote its own copy of the interpreter and the libraries it maps (`images.py`), so the
+    # kernel's per-file lock that every fork and exit takes is one per zygote. For timeout-heavy traffic
+    # (hundreds of looping calls ending at once): it took those lock waits out of the blocked samples, but
+    # costs ~11 MB of page cache per lean zygote and measured ~0.1 ms more CPU per trivial call
+    # (docs/benchmarks.md, "copies"), so it is off by default.
+    lean_zygote_file_copies: bool = False
     python_path: str = "/usr/bin/python3"
     cxx_path: str = "/usr/bin/g++"
     bash_path: str = "/bin/bash"

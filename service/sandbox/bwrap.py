@@ -119,13 +119,22 @@ class BwrapProfile:
         seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
         return self._finish([*self.base_argv, *seccomp], workspace, program)
 
-    def zygote_command(self, slots_dir: Path, server_source: Path, server_dir: str, program: list[str]) -> list[str]:
+    def zygote_command(
+        self,
+        slots_dir: Path,
+        server_source: Path,
+        server_dir: str,
+        program: list[str],
+        image: tuple[tuple[str, str], ...] = (),
+    ) -> list[str]:
         """A long-lived sandbox for a warm zygote that serves every slot. It keeps CAP_SYS_ADMIN *inside
         its own user namespace* to give each slot new pid/mount namespaces (where the slot's workspace,
         from `/slots`, becomes `/workspace` and the others go out of view) and each call new mount/ipc
-        namespaces, and loads the seccomp filter into each call itself, so bubblewrap gets no --seccomp."""
+        namespaces, and loads the seccomp filter into each call itself, so bubblewrap gets no --seccomp.
+        `image`: (copy, path) pairs, each copy bound read-only over its path (see `images.py`)."""
         return [
             *self.base_argv,
+            *(arg for copy, path in image for arg in ("--ro-bind", copy, path)),
             "--cap-add",
             "CAP_SYS_ADMIN",
             "--ro-bind",

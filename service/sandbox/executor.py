@@ -217,6 +217,7 @@ class Sandbox:
             self.settings.workspace_max_bytes,
             self.settings.worker_concurrency,
             self.settings.lean_zygote_slots,
+            self.root / "images" if self.settings.lean_zygote_file_copies else None,
         )
         try:
             await zygotes.start(

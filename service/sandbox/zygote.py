@@ -31,6 +31,7 @@ from pathlib import Path
 
 from service.sandbox import zygote_protocol as protocol
 from service.sandbox.bwrap import BwrapProfile
+from service.sandbox.images import Image, make_images
 from service.sandbox.limits import Rlimit
 from service.sandbox.process import CALL_NICENESS, READ_CHUNK, CapturedStream, ProcessOutcome
 from service.sandbox.python_main import read_source
@@ -97,6 +98,8 @@ class Zygote:
         self.python_path = python_path
         self.uid = uid
         self.tmp_bytes = tmp_bytes
+        # Its own copies of the files it maps, bound over the host's (none: it maps the host's).
+        self.image: Image = ()
         self.process: asyncio.subprocess.Process | None = None
         self.control: socket.socket | None = None
         self.reader: asyncio.Task[None] | None = None
@@ -120,7 +123,7 @@ class Zygote:
             "keep" if self.spec.idle_s is None else str(self.spec.idle_s),
             *self.spec.preload,
         ]
-        argv = self.profile.zygote_command(self.slots_dir, Path(__file__).parent, SERVER_DIR, program)
+        argv = self.profile.zygote_command(self.slots_dir, Path(__file__).parent, SERVER_DIR, program, self.image)
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -460,7 +463,11 @@ class ZygotePool:
     Every slot's lean namespace is made at start: making one joins the slot's cgroups, and on cgroup v1
     each join holds up every fork and exit of the host for an RCU grace period, which hundreds of busy
     calls stretch. They are kept however long they go unused (`LEAN.idle_s`), so a burst after a quiet
-    spell finds them made too."""
+    spell finds them made too.
+
+    With `images_dir`, each lean zygote maps its own copy of the interpreter and its libraries
+    (`images.py`): the kernel's lock on a file's mappings, which every fork and exit takes, is then one
+    per zygote too."""
 
     def __init__(
         self,
@@ -471,8 +478,10 @@ class ZygotePool:
         tmp_bytes: int,
         slots: int,
         lean_zygote_slots: int,
+        images_dir: Path | None = None,
     ) -> None:
         self.python_path = python_path
+        self.images_dir = images_dir
         self.slots = slots
         count = -(-slots // lean_zygote_slots)
         self.lean = [Zygote(LEAN, profile, slots_dir, python_path, uid, tmp_bytes) for _ in range(count)]
@@ -486,6 +495,10 @@ class ZygotePool:
         """Start them all, run one probe call in slot 0 (idle at start) of each kind (the other lean
         ones are the same program on the same host), then make the lean namespace of every other slot.
         `join_fds_of(slot, kind)` opens the descriptors of the slot's cgroup for that kind of call."""
+        if self.images_dir is not None:
+            images = await make_images(self.python_path, Path(__file__).parent, self.images_dir, len(self.lean))
+            for zygote, image in zip(self.lean, images, strict=False):
+                zygote.image = image
         await asyncio.gather(*(zygote.start() for zygote in (*self.lean, self.heavy)))
         for zygote in (self.lean_for(0), self.heavy):
             await zygote.probe(0, functools.partial(join_fds_of, 0, zygote.spec.name), probe)

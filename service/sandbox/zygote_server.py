@@ -71,6 +71,10 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 10.0
+# How long past its deadline G waits for a call whose process had already begun to exit then (see
+# `is_exiting`) to be gone, before it counts as a timeout after all. Under INIT_GRACE_S.
+EXITING_GRACE_S = 5.0
+PF_EXITING = 0x4
 # The longest the zygote's loop sleeps when no namespace is due.
 LOOK_EVERY_S = 600.0
 MAX_MESSAGE, STDIO_FDS, MAX_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS, protocol.MAX_FDS
@@ -316,6 +320,11 @@ class CallProcess:
         poller.unregister(self.started)
         finished = bool(poller.poll(max(0.0, started + timeout_s - time.monotonic()) * 1000))
         duration_ms = (time.monotonic() - started) * 1000
+        if not finished and is_exiting(self.pid):
+            # The program had ended when its time ran out: only its process's teardown was left (the
+            # kernel unmapping its memory, which waits on locks of the shared libraries that every
+            # process of the host takes), and that is not the program's time.
+            finished = bool(poller.poll(EXITING_GRACE_S * 1000))
         if not finished:
             # A plain int: marshal (the report's way to the zygote) refuses an IntEnum.
             return {"timed_out": True, "signal": int(signal.SIGKILL), "duration_ms": duration_ms}, shm_bytes
@@ -338,6 +347,27 @@ class CallProcess:
 
     def close(self) -> None:
         os.close(self.pidfd)
+
+
+def is_exiting(pid: int) -> bool:
+    """Whether every thread of the process is in its exit (the kernel's PF_EXITING in each thread's
+    flags), so none of the program's code runs any more and its status is set. Every thread, not only
+    the first: a main thread that called pthread_exit leaves the others running."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")  # noqa: PTH208 (no pathlib in the zygote)
+        for thread in threads:
+            fd = os.open(f"/proc/{pid}/task/{thread}/stat", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                stat_line = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+            # The fields after the command name (which may hold spaces and parentheses): state, ppid,
+            # pgrp, session, tty_nr, tpgid, flags.
+            if not int(stat_line.rpartition(b")")[2].split()[6]) & PF_EXITING:
+                return False
+    except (OSError, IndexError, ValueError):
+        return False
+    return bool(threads)
 
 
 def kill_everything_else() -> None:

@@ -70,9 +70,9 @@ def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack:
 
 
 @pytest.mark.xfail(
-    reason="known gap (issue 14): with 400 loops running, trivial calls here take ~1 s at p50 but 2-5 s at p99, "
-    "and on a loaded machine some of those sent in the loops' first 1.5 s time out: their exits wait on the "
-    "shared libraries' i_mmap locks, each handoff behind ~400 young loops (docs/reliability.md)",
+    reason="known gap (issue 14): with 400 loops running, trivial calls here take ~1 s at p50 but 2.5-3 s at p99 on "
+    "a loaded machine, most of it around their run (the worker's intake and slots, the service's processes "
+    "waiting for a core among the loops), p99 ~1.5 s in it (docs/reliability.md)",
     strict=False,
 )
 def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: LocalStack) -> None:
@@ -96,7 +96,9 @@ def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: Local
         f"trivial p50 {latencies[len(latencies) // 2]:.2f} s, p90 {latencies[int(len(latencies) * 0.9)]:.2f} s, "
         f"p99 {p99:.2f} s"
     )
-    print(summary)
+    # Where the time went: the program's own run as its slot's init timed it, the rest is around it.
+    runs = sorted((body.get("run_result") or {}).get("execution_time") or 0.0 for body, _ in trivial)
+    print(f"{summary}; their runs p50 {runs[len(runs) // 2]:.2f} s, p99 {runs[int(len(runs) * 0.99) - 1]:.2f} s")
     wrong = [body for body, _ in trivial if (body["status"], body["run_result"]["stdout"]) != ("Success", "2\n")]
     assert not wrong, f"{len(wrong)} of 400 trivial calls went wrong ({summary}): {wrong[0]}"
     for body, _ in loops:

@@ -218,6 +218,25 @@ async def test_a_call_past_its_deadline_is_killed_and_answered_by_its_zygote(san
     assert result.status == Status.ok and result.stdout == "42\n"
 
 
+# The main thread leaves (SYS_exit, not exit_group) while another thread loops: the process is not over.
+MAIN_THREAD_LEAVES = """
+import ctypes, threading
+
+def spin():
+    while True:
+        pass
+
+threading.Thread(target=spin).start()
+ctypes.CDLL(None).syscall(60, 0)
+"""
+
+
+async def test_a_call_whose_main_thread_left_while_another_loops_is_a_timeout(sandbox: Sandbox) -> None:
+    """Its first thread is in its exit at the deadline, but not every thread: the program still runs."""
+    result = await sandbox.execute(job(MAIN_THREAD_LEAVES, timeout_s=0.5), 5)
+    assert result.status == Status.timeout
+
+
 SHM_SIZE = "import os\nst = os.statvfs('/dev/shm')\nprint(st.f_blocks * st.f_frsize)\n"
 
 
@@ -316,6 +335,48 @@ def test_a_zygote_told_to_keep_idle_namespaces_drops_only_calls_past_their_deadl
     dropped, next_check = expire("keep")
     assert dropped == """[(0, '{"id": 7, "timed_out": true, "signal": 9}')]"""
     assert next_check == 50
+
+
+# argv: the directory of zygote_server. Whether `is_exiting` sees a process that runs, one whose exit is
+# under way (it unmaps 1 GiB it filled, which takes a while), and one whose main thread left (SYS_exit)
+# while another thread loops.
+EXITING = """
+import os, select, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+import zygote_server
+
+FILL_THEN_EXIT = "import os, sys\\nx = bytearray(b'x') * (1 << 30)\\nprint(flush=True)\\nsys.stdin.read()\\nos._exit(0)"
+child = subprocess.Popen([sys.executable, "-c", FILL_THEN_EXIT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+child.stdout.readline()
+running = zygote_server.is_exiting(child.pid)
+pidfd = os.pidfd_open(child.pid)
+child.stdin.close()
+exiting = False
+while not select.select([pidfd], [], [], 0)[0]:
+    exiting = exiting or zygote_server.is_exiting(child.pid)
+child.wait()
+
+SPIN_AFTER_MAIN = (
+    "import ctypes, threading\\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\\n"
+    "print(flush=True)\\nctypes.CDLL(None).syscall(60, 0)"
+)
+child = subprocess.Popen([sys.executable, "-c", SPIN_AFTER_MAIN], stdout=subprocess.PIPE)
+child.stdout.readline()
+time.sleep(0.2)
+main_left = zygote_server.is_exiting(child.pid)
+child.kill()
+child.wait()
+print(running, exiting, main_left)
+"""
+
+
+def test_a_process_is_exiting_once_every_thread_of_it_is_in_its_exit() -> None:
+    """What the slot's init reads at a call's deadline: a call whose process is already in its exit
+    ended in time (its teardown can wait seconds on kernel locks that every process shares)."""
+    done = subprocess.run(
+        [PYTHON, "-I", "-B", "-c", EXITING, str(SANDBOX_DIR)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["False", "True", "False"]
 
 
 def test_the_address_space_a_call_budgets_on_top_of_is_its_vmsize() -> None:

@@ -7,6 +7,7 @@ Real bubblewrap sandboxes and cgroups, as in `test_zygote.py`.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -79,3 +80,55 @@ async def test_every_slot_has_its_lean_namespace_before_its_first_call(sandbox: 
     results = await asyncio.gather(*(sandbox.execute(job("print('first')"), slot) for slot in range(SLOTS)))
     assert [result.stdout for result in results] == ["first\n"] * SLOTS
     assert opened == []
+
+
+# What a call sees of its interpreter and libc: their paths, and the file each one is (device, inode).
+EXECUTABLE = """
+import os, sys
+exe = os.readlink('/proc/self/exe')
+libc = next(line.split()[-1] for line in open('/proc/self/maps') if '/libc.so' in line)
+print(sys.executable, exe, libc)
+for path in (exe, libc):
+    status = os.stat(path)
+    print(status.st_dev, status.st_ino)
+"""
+
+
+async def calls_see(sandbox: Sandbox) -> list[tuple[str, str, str, list[str]]]:
+    """What a call in the first slot of each lean zygote sees: sys.executable, /proc/self/exe, libc's
+    path, and the (device, inode) of the last two."""
+    assert sandbox.zygotes is not None
+    seen = []
+    for slot in range(len(sandbox.zygotes.lean)):
+        result = await sandbox.execute(job(EXECUTABLE), slot)
+        assert result.status == Status.ok, result.stderr
+        names, *files = result.stdout.splitlines()
+        executable, exe, libc = names.split()
+        seen.append((executable, exe, libc, files))
+    return seen
+
+
+async def test_each_lean_zygote_maps_its_own_copy_of_the_interpreter_and_libraries_at_the_same_paths() -> None:
+    """With `lean_zygote_file_copies`, each lean zygote's calls map files of their own (the kernel's lock
+    on a file's mappings, taken by every fork and exit, is then one per zygote), at the paths and with
+    the bytes a bare run has."""
+    async with warm_sandbox(SLOTS, lean_zygote_slots=LEAN_ZYGOTE_SLOTS, lean_zygote_file_copies=True) as box:
+        seen = await calls_see(box)
+        for slot, (executable, exe, libc, _) in enumerate(seen):
+            assert executable == box.settings.python_path
+            assert exe == os.path.realpath(executable)
+            assert Path(exe).read_bytes() == (box.root / "images" / str(slot) / exe.lstrip("/")).read_bytes()
+            assert libc.startswith("/usr/lib/")
+    host = {f"{status.st_dev} {status.st_ino}" for status in (Path(exe).stat(), Path(libc).stat())}
+    # Three zygotes, three copies of each file, none of them the host's.
+    assert len({files[0] for *_, files in seen}) == len({files[1] for *_, files in seen}) == len(seen)
+    assert not host & {name for *_, files in seen for name in files}
+
+
+async def test_by_default_the_lean_zygotes_map_the_hosts_files(sandbox: Sandbox) -> None:
+    assert not Settings().lean_zygote_file_copies
+    seen = await calls_see(sandbox)
+    for _, exe, libc, files in seen:
+        host = [f"{status.st_dev} {status.st_ino}" for status in (Path(exe).stat(), Path(libc).stat())]
+        assert files == host
+    assert not (sandbox.root / "images").exists()
