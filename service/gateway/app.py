@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -72,10 +73,16 @@ def create_app(settings: Settings) -> FastAPI:
         await state.listener.start()
         app.state.gateway = state
         metrics.WAITING_CALLS.set_function(lambda: len(listener.waiting))
+        # What start-up made lives as long as the process: frozen, a full collection (about one per 3,000
+        # calls) no longer walks its ~125,000 objects, tens of milliseconds each time. Unfrozen on the way
+        # out, so a process that starts another (the tests) leaves nothing uncollectable behind.
+        gc.collect()
+        gc.freeze()
         try:
             async with telemetry.queue_sampler(queue, settings), mcp_endpoint.running():
                 yield
         finally:
+            gc.unfreeze()
             await state.listener.stop()
             await redis.aclose()
 

@@ -76,8 +76,8 @@ def note_outcome(job: Job, raw: bytes) -> None:
     # The status is the result's second field, after the 32-character id: no need to parse the rest.
     found = RESULT_STATUS.search(raw, 0, 128)
     status = found[1].decode() if found else "unknown"
-    metrics.RESULTS.labels(job.request.language, status).inc()
-    metrics.RESULT_SECONDS.labels(job.request.language).observe(max(0.0, time.time() - job.enqueued_at))
+    metrics.RESULTS_BY(job.request.language, status).inc()
+    metrics.RESULT_SECONDS_BY(job.request.language).observe(max(0.0, time.time() - job.enqueued_at))
 
 
 def incoming_request_id(scope: Scope) -> str:
@@ -116,9 +116,9 @@ class TelemetryMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            metrics.HTTP_REQUESTS.labels(template, str(code)).inc()
+            metrics.HTTP_REQUESTS_BY(template, str(code)).inc()
             elapsed_s = time.perf_counter() - started
-            metrics.HTTP_DURATION.labels(template, labels.language).observe(elapsed_s)
+            metrics.HTTP_DURATION_BY(template, labels.language).observe(elapsed_s)
             if log.isEnabledFor(logging.DEBUG):
                 log_request(scope, template, code, elapsed_s, labels)
             call_labels.reset(labels_token)

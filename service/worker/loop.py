@@ -343,9 +343,12 @@ class Worker:
 
 
 def record_job(language: str, result: ExecutionResult, handled_s: float) -> None:
-    metrics.JOBS_DONE.labels(language, result.status).inc()
-    metrics.QUEUE_WAIT.labels(language).observe(result.queued_ms / 1000)
-    metrics.EXECUTION.labels(language).observe(handled_s)
+    metrics.JOBS_DONE_BY(language, result.status).inc()
+    metrics.QUEUE_WAIT_BY(language).observe(result.queued_ms / 1000)
+    metrics.EXECUTION_BY(language).observe(handled_s)
+    if not log.isEnabledFor(logging.DEBUG):
+        # Its fields are built before `log.debug` could say it drops them.
+        return
     log.debug(
         "job done",
         extra={

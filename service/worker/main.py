@@ -4,6 +4,7 @@ or SIGINT."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 
@@ -29,6 +30,11 @@ async def serve_worker(settings: Settings) -> None:
     await sandbox.start()
     redis = connect(settings)
     worker = Worker(settings, RedisQueue.for_settings(redis, settings), sandbox)
+    # What start-up made lives as long as the process: frozen, a full collection (about one per 3,000
+    # calls) no longer walks its ~63,000 objects, tens of milliseconds each time. Unfrozen on the way
+    # out, so a process that starts another (the tests) leaves nothing uncollectable behind.
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)
@@ -39,6 +45,7 @@ async def serve_worker(settings: Settings) -> None:
         async with metrics_server(settings.worker_metrics_host, settings.worker_metrics_port):
             await worker.run()
     finally:
+        gc.unfreeze()
         runtimes.cancel()
         await wait_briefly(runtimes)
         await redis.aclose()
