@@ -10,6 +10,7 @@ whatever the call before it in its slot used.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -145,6 +146,10 @@ async def test_exit_status_and_all_output_arrive(sandbox: Sandbox, extra_import:
         assert result.stderr == "bye\n"
 
 
+# What a memory cgroup's usage can lag behind the pages charged to it: the kernel's per-CPU batch (64 pages).
+CHARGE_AHEAD_KB = 64 * 4 * (os.cpu_count() or 1)
+
+
 @pytest.mark.parametrize("extra_import", ["", "import numpy\n"], ids=["lean", "heavy"])
 async def test_the_peak_memory_a_call_reports_is_its_own(sandbox: Sandbox, extra_import: str) -> None:
     big = extra_import + "block = bytearray(300 * 2**20)\nprint('big')\n"
@@ -156,7 +161,10 @@ async def test_the_peak_memory_a_call_reports_is_its_own(sandbox: Sandbox, extra
         second = await sandbox.execute(job(small, timeout_s=20, memory_mb=512), 5)
         assert second.status == Status.ok, second.stderr
         assert second.peak_memory_kb is not None
-        assert 100 * 1024 <= second.peak_memory_kb < 300 * 1024
+        # The group's counter moves in batches: pages a CPU had charged ahead of use when the baseline was
+        # read (up to 64 per CPU) are not counted again, so the figure may fall that short of 100 MiB plus
+        # the call's own few hundred KiB (seen once: 16 KiB under 100 MiB).
+        assert 100 * 1024 - CHARGE_AHEAD_KB <= second.peak_memory_kb < 300 * 1024
 
 
 # Leaves in the slot's /tmp and /dev/shm what a call can make there: files, a symbolic link out, a
