@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Shard numbers take the first hex digits of a job id (service/queue/keys.py).
 SHARD_DIGITS = 4
 MAX_SHARDS = 16**SHARD_DIGITS
+# redis-py's own default socket timeout, made explicit (`Settings.redis_socket_timeout_s`).
+REDIS_SOCKET_TIMEOUT_S = 5.0
 
 # Slots per core, and the memory budgeted per slot (a running call's own processes, its namespace's
 # init and the worker's bookkeeping; what the call allocates is bounded by its own memory limit).
@@ -55,7 +57,7 @@ class Settings(BaseSettings):
     # How long a Redis command (writing it or waiting for its reply) may take before the connection is
     # dropped as dead (redis-py's own default). An enqueue cut off this way may have reached Redis: the
     # gateway withdraws its jobs before it answers 503 (docs/reliability.md, "What each fault does").
-    redis_socket_timeout_s: float = Field(default=5.0, gt=0)
+    redis_socket_timeout_s: float = Field(default=REDIS_SOCKET_TIMEOUT_S, gt=0)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, validation_alias=AliasChoices("SANDPIT_PORT", "PORT"))

@@ -135,6 +135,7 @@ def per_labels(metric: M) -> Callable[..., M]:
 
 # The children recorded on every call, by label values.
 HTTP_REQUESTS_BY = per_labels(HTTP_REQUESTS)
+JOBS_ENQUEUED_BY = per_labels(JOBS_ENQUEUED)
 HTTP_DURATION_BY = per_labels(HTTP_DURATION)
 RESULTS_BY = per_labels(RESULTS)
 RESULT_SECONDS_BY = per_labels(RESULT_SECONDS)

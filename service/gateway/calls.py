@@ -116,25 +116,28 @@ async def enqueue(state: GatewayState, jobs: list[Job], idempotency_key: str | N
         raise TooManyRequests(refusal.value, QUEUE_FULL_RETRY_S, tenant.name)
     try:
         enqueued = await state.queue.enqueue_many(jobs, settings.result_ttl_s)
-    except BaseException as exc:
-        # Jobs withdrawn (or all of them, if that failed too) never reached a worker's acknowledgement,
-        # which is what gives a counted job's quota back.
-        unrun = len(jobs)
-        if isinstance(exc, REDIS_DOWN):
-            unrun = await withdraw(state, jobs, idempotency_key, exc)
-            if unrun == 0:
-                return
+    except REDIS_DOWN as exc:
+        unrun = await withdraw(state, jobs, idempotency_key, exc)
+        if unrun == 0:
+            return
         if counted:
-            with contextlib.suppress(*REDIS_DOWN):
-                await state.admission.release(tenant.name, unrun)
-        if isinstance(exc, REDIS_DOWN):
-            raise QueueUnavailable from exc
+            await give_back(state, tenant.name, unrun)
+        raise QueueUnavailable from exc
+    except BaseException:
+        if counted:
+            await give_back(state, tenant.name, len(jobs))
         raise
     finally:
         state.admission.entered(shards)
     state.listener.remember(enqueued)
     for job in jobs:
-        metrics.JOBS_ENQUEUED.labels(job.request.language).inc()
+        metrics.JOBS_ENQUEUED_BY(job.request.language).inc()
+
+
+async def give_back(state: GatewayState, tenant: str, jobs: int) -> None:
+    """Undo the quota count of jobs that will never reach a worker's acknowledgement (which gives it back)."""
+    with contextlib.suppress(*REDIS_DOWN):
+        await state.admission.release(tenant, jobs)
 
 
 async def withdraw(state: GatewayState, jobs: list[Job], idempotency_key: str | None, cause: BaseException) -> int:

@@ -32,7 +32,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from service.config import Settings
+from service.config import REDIS_SOCKET_TIMEOUT_S, Settings
 from service.models import ExecutionResult, Job, JobRecord, JobState, Runtimes
 from service.queue.batching import Coalescer
 from service.queue.keys import Keys, ShardKeys, is_tracked
@@ -195,13 +195,11 @@ def connect(target: Settings | str) -> Client:
     """The client gateway, worker, bench and tests use: a single Redis from a URL, or what `Settings`
     names (a Redis Cluster when `redis_cluster` is set; its URL names any one node)."""
     url = target if isinstance(target, str) else target.redis_url
-    timeout_s = Settings.model_fields["redis_socket_timeout_s"].default
-    if not isinstance(target, str):
-        timeout_s = target.redis_socket_timeout_s
-        if target.redis_cluster:
-            return FailoverCluster.from_url(
-                url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True, socket_timeout=timeout_s
-            )
+    timeout_s = target.redis_socket_timeout_s if isinstance(target, Settings) else REDIS_SOCKET_TIMEOUT_S
+    if isinstance(target, Settings) and target.redis_cluster:
+        return FailoverCluster.from_url(
+            url, max_connections=CLUSTER_POOL_SIZE, socket_keepalive=True, socket_timeout=timeout_s
+        )
     # A Unix socket (a Redis on the same host, as `sandpit up` runs it) has no TCP keep-alive to ask for.
     keepalive = {} if url.startswith("unix:") else {"socket_keepalive": True}
     pool = aioredis.BlockingConnectionPool.from_url(
