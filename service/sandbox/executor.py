@@ -374,9 +374,13 @@ class Sandbox:
         return to_stage(outcome, usage, classify(outcome, usage, strict_output))
 
     def _promote(self, slot: int, group: SlotGroup) -> None:
-        """Near the call's deadline: enough weight, for good, that its init kills it promptly."""
-        self.favoured.pop(slot, None)
-        group.weigh(Standing.ending)
+        """Near the call's deadline: a demoted call's group gets enough weight, for good, that its init
+        kills it promptly. A call still young keeps its full weight, and is no longer swept: the ending
+        weight is a sixteenth of it, and a short call that a busy machine held to its deadline would then
+        wait behind hundreds of young calls to exit or be killed (the hold's calls answered `timeout`
+        20 s past their deadline, after printing their answer)."""
+        if self.favoured.pop(slot, None) is None:
+            group.weigh(Standing.ending)
 
     async def _launch(
         self,

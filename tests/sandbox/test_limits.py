@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from service.config import load_settings
+from service.sandbox.executor import Sandbox
 from service.sandbox.limits import (
     V1_SHARES,
     Budget,
@@ -218,6 +220,28 @@ def test_a_demoted_group_keeps_a_small_weight_not_sched_idle() -> None:
         assert group.cpu_used_ms() > 10
     finally:
         limiter.close()
+
+
+@needs_cgroup_v1
+def test_near_its_deadline_only_a_demoted_call_changes_weight(tmp_path: Path) -> None:
+    """The raise before a deadline is for demoted calls (least weight to ending); a call still young, a
+    short one that a busy machine held to its deadline, keeps its full weight and leaves the sweep,
+    rather than dropping to the ending weight and waiting behind hundreds of young calls to exit."""
+    box = Sandbox(load_settings(worker_concurrency=2, workspace_root=tmp_path / "ws", sandbox_limits="cgroup"))
+    try:
+        if "cpu" not in box.limiter.bases:
+            pytest.skip("no writable v1 cpu hierarchy here")
+        young, demoted = box.limiter.group("slot-0-lean"), box.limiter.group("slot-1-lean")
+        shares = [box.limiter.bases["cpu"] / name / "cpu.shares" for name in ("slot-0-lean", "slot-1-lean")]
+        box.favoured[0] = young
+        demoted.weigh(Standing.long)
+        box._promote(0, young)
+        box._promote(1, demoted)
+        assert shares[0].read_text().strip() == str(V1_SHARES[Standing.young])
+        assert shares[1].read_text().strip() == str(V1_SHARES[Standing.ending])
+        assert box.favoured == {}
+    finally:
+        box.close()
 
 
 @needs_cgroup_v1
