@@ -72,8 +72,14 @@ EXIT_SETUP_FAILED = 125
 # How long past a call's deadline the zygote waits for its init's report before replacing the init.
 INIT_GRACE_S = 10.0
 # How long past its deadline G waits for a call whose process had already begun to exit then (see
-# `is_exiting`) to be gone, before it counts as a timeout after all. Under INIT_GRACE_S.
-EXITING_GRACE_S = 5.0
+# `is_exiting`), or that the machine had starved of CPU (see `is_starved`), to be gone, before it
+# counts as a timeout after all. Under INIT_GRACE_S.
+OVERTIME_S = 5.0
+# A call whose process has had less CPU than this by its deadline, and still wants more, was starved,
+# not timed out: a trivial call's own process takes 1-4 ms; a loop among 400 on two cores has ~10 ms
+# by a 2 s deadline, among 100 ~200 ms by a 10 s one. How often G looks again while it waits on one.
+STARVED_CPU_NS = 10_000_000
+STARVED_LOOK_S = 0.1
 PF_EXITING = 0x4
 # The longest the zygote's loop sleeps when no namespace is due.
 LOOK_EVERY_S = 600.0
@@ -320,15 +326,33 @@ class CallProcess:
         poller.unregister(self.started)
         finished = bool(poller.poll(max(0.0, started + timeout_s - time.monotonic()) * 1000))
         duration_ms = (time.monotonic() - started) * 1000
-        if not finished and is_exiting(self.pid):
-            # The program had ended when its time ran out: only its process's teardown was left (the
-            # kernel unmapping its memory, which waits on locks of the shared libraries that every
-            # process of the host takes), and that is not the program's time.
-            finished = bool(poller.poll(EXITING_GRACE_S * 1000))
+        if not finished:
+            finished = self._overtime(poller)
         if not finished:
             # A plain int: marshal (the report's way to the zygote) refuses an IntEnum.
             return {"timed_out": True, "signal": int(signal.SIGKILL), "duration_ms": duration_ms}, shm_bytes
         return self._ended(duration_ms), shm_bytes
+
+    def _overtime(self, poller: select.poll) -> bool:
+        """Past the deadline: whether the call ends within OVERTIME_S more, waited for only while it is
+        exiting or starved. Exiting: the program had ended when its time ran out, and only its process's
+        teardown was left (the kernel unmapping its memory, which waits on locks of the shared libraries
+        that every process of the host takes). Starved: the machine, busy with hundreds of other calls,
+        had not run it. Neither is the program's time; a program that ran its time, or sleeps, is
+        stopped at once."""
+        give_up = time.monotonic() + OVERTIME_S
+        starved = is_starved(self.pid)
+        while (left := give_up - time.monotonic()) > 0:
+            if is_exiting(self.pid):
+                return bool(poller.poll(left * 1000))
+            if not starved:
+                return False
+            if poller.poll(min(left, STARVED_LOOK_S) * 1000):
+                return True
+            # Starved at its deadline, it keeps its overtime until it has had that much CPU after all,
+            # whatever it waits on between its turns (a pipe, its children).
+            starved = demand(self.pid)[1] < STARVED_CPU_NS
+        return False
 
     def _ended(self, duration_ms: float) -> protocol.CallReport:
         _, status, usage = os.wait4(self.pid, 0)
@@ -356,11 +380,7 @@ def is_exiting(pid: int) -> bool:
     try:
         threads = os.listdir(f"/proc/{pid}/task")  # noqa: PTH208 (no pathlib in the zygote)
         for thread in threads:
-            fd = os.open(f"/proc/{pid}/task/{thread}/stat", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                stat_line = os.read(fd, 4096)
-            finally:
-                os.close(fd)
+            stat_line = read_proc(f"/proc/{pid}/task/{thread}/stat")
             # The fields after the command name (which may hold spaces and parentheses): state, ppid,
             # pgrp, session, tty_nr, tpgid, flags.
             if not int(stat_line.rpartition(b")")[2].split()[6]) & PF_EXITING:
@@ -368,6 +388,36 @@ def is_exiting(pid: int) -> bool:
     except (OSError, IndexError, ValueError):
         return False
     return bool(threads)
+
+
+def is_starved(pid: int, cpu_below_ns: int = STARVED_CPU_NS) -> bool:
+    """Whether the process wants a CPU yet has had less than `cpu_below_ns` of it: a machine too busy
+    to run it. A program asleep, or waiting for its input or its children, is not."""
+    wants_cpu, cpu_ns = demand(pid)
+    return wants_cpu and cpu_ns < cpu_below_ns
+
+
+def demand(pid: int) -> tuple[bool, int]:
+    """Whether a thread of the process wants a CPU (runnable, or waiting in the kernel: R or D), and
+    the CPU time all its threads have had, in ns; (False, 0) once it is gone."""
+    wants_cpu, cpu_ns = False, 0
+    try:
+        for thread in os.listdir(f"/proc/{pid}/task"):  # noqa: PTH208 (no pathlib in the zygote)
+            state = read_proc(f"/proc/{pid}/task/{thread}/stat").rpartition(b")")[2].split()[0]
+            wants_cpu = wants_cpu or state in (b"R", b"D")
+            # The first field: the thread's time on a CPU.
+            cpu_ns += int(read_proc(f"/proc/{pid}/task/{thread}/schedstat").split()[0])
+    except (OSError, IndexError, ValueError):
+        return False, 0
+    return wants_cpu, cpu_ns
+
+
+def read_proc(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 def kill_everything_else() -> None:

@@ -379,6 +379,41 @@ def test_a_process_is_exiting_once_every_thread_of_it_is_in_its_exit() -> None:
     assert done.stdout.split() == ["False", "True", "False"]
 
 
+# argv: the directory of zygote_server. Whether `is_starved` sees a process that wants a CPU (a spinning
+# one, under a bound of CPU it has not reached and one it has passed) and one that sleeps.
+STARVED = """
+import subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+import zygote_server
+
+HOUR_NS, MS_NS = 3_600 * 10**9, 10**6
+spinner = subprocess.Popen([sys.executable, "-c", "print(flush=True)\\nwhile True: pass"], stdout=subprocess.PIPE)
+spinner.stdout.readline()
+time.sleep(0.3)
+spinning = zygote_server.is_starved(spinner.pid, HOUR_NS), zygote_server.is_starved(spinner.pid, MS_NS)
+spinner.kill()
+spinner.wait()
+SLEEP = "import time\\nprint(flush=True)\\ntime.sleep(60)"
+sleeper = subprocess.Popen([sys.executable, "-c", SLEEP], stdout=subprocess.PIPE)
+sleeper.stdout.readline()
+time.sleep(0.3)
+sleeping = zygote_server.is_starved(sleeper.pid, HOUR_NS)
+sleeper.kill()
+sleeper.wait()
+print(*spinning, sleeping, zygote_server.is_starved(sleeper.pid, HOUR_NS))
+"""
+
+
+def test_a_process_is_starved_while_it_wants_a_cpu_and_has_had_little() -> None:
+    """What the slot's init reads at a call's deadline: a call that still wants a CPU (runnable, or
+    waiting in the kernel) and has had less than the bound of it was starved by a busy machine, and gets
+    its overtime; a program that has had more (a loop), or that sleeps, or is gone, does not."""
+    done = subprocess.run(
+        [PYTHON, "-I", "-B", "-c", STARVED, str(SANDBOX_DIR)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["True", "False", "False", "False"]
+
+
 def test_the_address_space_a_call_budgets_on_top_of_is_its_vmsize() -> None:
     """Under the rlimit fallback, a call's RLIMIT_AS is its budget plus what the warm image has mapped."""
     done = subprocess.run(
