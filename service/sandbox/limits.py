@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,6 @@ def common_rlimits(budget: Budget) -> list[Rlimit]:
     ]
 
 
-class CpuSpent(NamedTuple):
-    total_ms: float
-    user_ms: float
-
-
 class SlotGroup(ABC):
     """The limits of one kind of call in one sandbox slot, which runs one call at a time."""
 
@@ -127,10 +122,9 @@ class SlotGroup(ABC):
         """The group's CPU weight for its call's standing. No-op without a CPU controller."""
         return None
 
-    def cpu_spent(self) -> CpuSpent:
-        """CPU time of the group's processes since `prepare`, in all and in user mode (0 where no cgroup
-        counts it)."""
-        return CpuSpent(0.0, 0.0)
+    def cpu_used_ms(self) -> float:
+        """CPU time of the group's processes since `prepare` (0 where no cgroup counts it)."""
+        return 0.0
 
     @abstractmethod
     def close(self) -> None:
@@ -335,9 +329,8 @@ class V1Group(SlotGroup):
         memory = dirs["memory"]
         self.memory = memory
         # CPU time is read often: the sweeper reads every young call's every 50 ms.
-        self.cpu, self.user_cpu, self.current, self.peak, self.events = open_group_files(
+        self.cpu, self.current, self.peak, self.events = open_group_files(
             (dirs["cpuacct"] / "cpuacct.usage", os.O_RDONLY),
-            (dirs["cpuacct"] / "cpuacct.usage_user", os.O_RDONLY),
             (memory / "memory.usage_in_bytes", os.O_RDONLY),
             (memory / "memory.max_usage_in_bytes", os.O_RDWR),
             (memory / "memory.oom_control", os.O_RDONLY),
@@ -345,7 +338,7 @@ class V1Group(SlotGroup):
         self.weight: CpuWeight | None = CpuWeight(dirs["cpu"] / "cpu.shares", V1_SHARES) if "cpu" in dirs else None
         self.has_memsw = (memory / "memory.memsw.limit_in_bytes").exists()
         self.limits: tuple[int, int] | None = None
-        self.cpu_ns = self.user_ns = 0
+        self.cpu_ns = 0
         self.ooms = 0
         self.base_bytes = 0
 
@@ -359,7 +352,6 @@ class V1Group(SlotGroup):
         self.base_bytes = self.current.read_int()
         self.ooms = self.events.counter("oom_kill")
         self.cpu_ns = self.cpu.read_int()
-        self.user_ns = self.user_cpu.read_int()
 
     def _set_memory(self, limit: int) -> None:
         if not self.has_memsw:
@@ -380,19 +372,19 @@ class V1Group(SlotGroup):
         if self.weight is not None:
             self.weight.set(standing)
 
-    def cpu_spent(self) -> CpuSpent:
-        return CpuSpent((self.cpu.read_int() - self.cpu_ns) / 1e6, (self.user_cpu.read_int() - self.user_ns) / 1e6)
+    def cpu_used_ms(self) -> float:
+        return (self.cpu.read_int() - self.cpu_ns) / 1e6
 
     def usage(self) -> CallUsage:
         peak = self.peak.read_int()
         return CallUsage(
-            cpu_ms=(self.cpu.read_int() - self.cpu_ns) / 1e6,
+            cpu_ms=self.cpu_used_ms(),
             peak_memory_kb=max(0, peak - self.base_bytes) // 1024,
             oom_killed=self.events.counter("oom_kill") > self.ooms,
         )
 
     def close(self) -> None:
-        for file in (self.cpu, self.user_cpu, self.current, self.peak, self.events):
+        for file in (self.cpu, self.current, self.peak, self.events):
             file.close()
 
 
@@ -456,7 +448,7 @@ class V2Group(SlotGroup):
         # memory.peak (Linux 5.19+) resets per open descriptor (6.12+): one per call, reset before it.
         self.peak_resets = (path / "memory.peak").exists()
         self.peak_fd: int | None = None
-        self.cpu_us = self.user_us = 0
+        self.cpu_us = 0
         self.ooms = 0
         self.base_bytes = 0
 
@@ -480,8 +472,7 @@ class V2Group(SlotGroup):
                 self.peak_fd = peak_fd
         self.base_bytes = self.current.read_int()
         self.ooms = self.events.counter("oom_kill")
-        stat = self.cpu.read()
-        self.cpu_us, self.user_us = counter_in(stat, "usage_usec"), counter_in(stat, "user_usec")
+        self.cpu_us = self.cpu.counter("usage_usec")
 
     def join_fds(self) -> list[int]:
         return [open_procs(self.path)]
@@ -489,11 +480,8 @@ class V2Group(SlotGroup):
     def weigh(self, standing: Standing) -> None:
         self.weight.set(standing)
 
-    def cpu_spent(self) -> CpuSpent:
-        stat = self.cpu.read()
-        return CpuSpent(
-            (counter_in(stat, "usage_usec") - self.cpu_us) / 1000, (counter_in(stat, "user_usec") - self.user_us) / 1000
-        )
+    def cpu_used_ms(self) -> float:
+        return (self.cpu.counter("usage_usec") - self.cpu_us) / 1000
 
     def usage(self) -> CallUsage:
         peak: int | None = None
@@ -502,7 +490,7 @@ class V2Group(SlotGroup):
             peak = max(0, int(os.read(self.peak_fd, 64)) - self.base_bytes) // 1024
             self._close_peak()
         return CallUsage(
-            cpu_ms=(self.cpu.counter("usage_usec") - self.cpu_us) / 1000,
+            cpu_ms=self.cpu_used_ms(),
             peak_memory_kb=peak,
             oom_killed=self.events.counter("oom_kill") > self.ooms,
         )

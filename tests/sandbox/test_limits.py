@@ -217,9 +217,7 @@ def test_a_demoted_group_keeps_a_small_weight_not_sched_idle() -> None:
         # The CPU counter the sweeper reads through one open descriptor counts the call since `prepare`.
         done = run_joined(limiter, BUDGET, "sum(range(5_000_000))")
         assert done.returncode == 0, done.stderr
-        spent = group.cpu_spent()
-        assert spent.total_ms > 10
-        assert spent.user_ms > 0.5 * spent.total_ms
+        assert group.cpu_used_ms() > 10
     finally:
         limiter.close()
 
