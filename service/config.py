@@ -129,11 +129,12 @@ class Settings(BaseSettings):
     # once do not all wait on the kernel's locks of one zygote's memory (docs/reliability.md, issue 14).
     lean_zygote_slots: int = Field(default=32, ge=1)
     # Give each lean zygote its own copy of the interpreter and the libraries it maps (`images.py`), so the
-    # kernel's per-file lock that every fork and exit takes is one per zygote. For timeout-heavy traffic
-    # (hundreds of looping calls ending at once): it took those lock waits out of the blocked samples, but
-    # costs ~11 MB of page cache per lean zygote and measured ~0.1 ms more CPU per trivial call
-    # (docs/benchmarks.md, "copies"), so it is off by default.
-    lean_zygote_file_copies: bool = False
+    # kernel's per-file lock that every fork and exit takes is one per zygote. On by default since the
+    # hold of 50,000 calls: with every slot busy, ~500 processes forking and exiting at once queued on
+    # that one lock past their deadlines (1, 32 and 125 calls answered `timeout` after printing their
+    # answer in three runs without the copies, none with them). It costs ~11 MB of page cache per lean
+    # zygote and ~0.1 ms more CPU per trivial call (docs/benchmarks.md, "copies").
+    lean_zygote_file_copies: bool = True
     python_path: str = "/usr/bin/python3"
     cxx_path: str = "/usr/bin/g++"
     bash_path: str = "/bin/bash"

@@ -112,6 +112,7 @@ async def test_each_lean_zygote_maps_its_own_copy_of_the_interpreter_and_librari
     """With `lean_zygote_file_copies`, each lean zygote's calls map files of their own (the kernel's lock
     on a file's mappings, taken by every fork and exit, is then one per zygote), at the paths and with
     the bytes a bare run has."""
+    assert Settings().lean_zygote_file_copies, "on by default"
     async with warm_sandbox(SLOTS, lean_zygote_slots=LEAN_ZYGOTE_SLOTS, lean_zygote_file_copies=True) as box:
         seen = await calls_see(box)
         for slot, (executable, exe, libc, _) in enumerate(seen):
@@ -125,10 +126,10 @@ async def test_each_lean_zygote_maps_its_own_copy_of_the_interpreter_and_librari
     assert not host & {name for *_, files in seen for name in files}
 
 
-async def test_by_default_the_lean_zygotes_map_the_hosts_files(sandbox: Sandbox) -> None:
-    assert not Settings().lean_zygote_file_copies
-    seen = await calls_see(sandbox)
+async def test_without_copies_the_lean_zygotes_map_the_hosts_files() -> None:
+    async with warm_sandbox(SLOTS, lean_zygote_slots=LEAN_ZYGOTE_SLOTS, lean_zygote_file_copies=False) as box:
+        seen = await calls_see(box)
+        assert not (box.root / "images").exists()
     for _, exe, libc, files in seen:
         host = [f"{status.st_dev} {status.st_ino}" for status in (Path(exe).stat(), Path(libc).stat())]
         assert files == host
-    assert not (sandbox.root / "images").exists()
