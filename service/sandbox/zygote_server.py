@@ -80,6 +80,8 @@ OVERTIME_S = 5.0
 # by a 2 s deadline, among 100 ~200 ms by a 10 s one. How often G looks again while it waits on one.
 STARVED_CPU_NS = 10_000_000
 STARVED_LOOK_S = 0.1
+# A process's CPU time where /proc has no `schedstat` to tell it: past any bound.
+UNCOUNTED_CPU_NS = 1 << 62
 PF_EXITING = 0x4
 # The longest the zygote's loop sleeps when no namespace is due.
 LOOK_EVERY_S = 600.0
@@ -341,9 +343,10 @@ class CallProcess:
         had not run it. Neither is the program's time; a program that ran its time, or sleeps, is
         stopped at once."""
         give_up = time.monotonic() + OVERTIME_S
-        starved = is_starved(self.pid)
+        seen = look_at(self.pid)
+        starved = seen.wants_cpu and seen.cpu_ns < STARVED_CPU_NS
         while (left := give_up - time.monotonic()) > 0:
-            if is_exiting(self.pid):
+            if seen.exiting:
                 return bool(poller.poll(left * 1000))
             if not starved:
                 return False
@@ -351,7 +354,8 @@ class CallProcess:
                 return True
             # Starved at its deadline, it keeps its overtime until it has had that much CPU after all,
             # whatever it waits on between its turns (a pipe, its children).
-            starved = demand(self.pid)[1] < STARVED_CPU_NS
+            seen = look_at(self.pid)
+            starved = seen.cpu_ns < STARVED_CPU_NS
         return False
 
     def _ended(self, duration_ms: float) -> protocol.CallReport:
@@ -373,43 +377,51 @@ class CallProcess:
         os.close(self.pidfd)
 
 
-def is_exiting(pid: int) -> bool:
-    """Whether every thread of the process is in its exit (the kernel's PF_EXITING in each thread's
-    flags), so none of the program's code runs any more and its status is set. Every thread, not only
-    the first: a main thread that called pthread_exit leaves the others running."""
+class Threads(NamedTuple):
+    """What the threads of a process show in /proc, all read in one pass."""
+
+    # Every thread in its exit (the kernel's PF_EXITING in its flags).
+    exiting: bool
+    # Some thread wants a CPU: runnable, or waiting in the kernel (R or D).
+    wants_cpu: bool
+    # The CPU time all the threads have had, in ns.
+    cpu_ns: int
+
+
+def look_at(pid: int) -> Threads:
+    """The process's threads as /proc shows them; nothing exiting, wanting or spent once it is gone."""
+    exiting, wants_cpu, cpu_ns = True, False, 0
     try:
         threads = os.listdir(f"/proc/{pid}/task")  # noqa: PTH208 (no pathlib in the zygote)
         for thread in threads:
-            stat_line = read_proc(f"/proc/{pid}/task/{thread}/stat")
             # The fields after the command name (which may hold spaces and parentheses): state, ppid,
             # pgrp, session, tty_nr, tpgid, flags.
-            if not int(stat_line.rpartition(b")")[2].split()[6]) & PF_EXITING:
-                return False
+            fields = read_proc(f"/proc/{pid}/task/{thread}/stat").rpartition(b")")[2].split()
+            exiting = exiting and bool(int(fields[6]) & PF_EXITING)
+            wants_cpu = wants_cpu or fields[0] in (b"R", b"D")
+            try:
+                # The first field: the thread's time on a CPU.
+                cpu_ns += int(read_proc(f"/proc/{pid}/task/{thread}/schedstat").split()[0])
+            except OSError:
+                # A kernel without schedstat: the exit rule still holds, nothing counts as starved.
+                cpu_ns = UNCOUNTED_CPU_NS
     except (OSError, IndexError, ValueError):
-        return False
-    return bool(threads)
+        return Threads(False, False, 0)
+    return Threads(exiting and bool(threads), wants_cpu, cpu_ns)
+
+
+def is_exiting(pid: int) -> bool:
+    """Whether every thread of the process is in its exit, so none of the program's code runs any more
+    and its status is set. Every thread, not only the first: a main thread that called pthread_exit
+    leaves the others running."""
+    return look_at(pid).exiting
 
 
 def is_starved(pid: int, cpu_below_ns: int = STARVED_CPU_NS) -> bool:
     """Whether the process wants a CPU yet has had less than `cpu_below_ns` of it: a machine too busy
     to run it. A program asleep, or waiting for its input or its children, is not."""
-    wants_cpu, cpu_ns = demand(pid)
-    return wants_cpu and cpu_ns < cpu_below_ns
-
-
-def demand(pid: int) -> tuple[bool, int]:
-    """Whether a thread of the process wants a CPU (runnable, or waiting in the kernel: R or D), and
-    the CPU time all its threads have had, in ns; (False, 0) once it is gone."""
-    wants_cpu, cpu_ns = False, 0
-    try:
-        for thread in os.listdir(f"/proc/{pid}/task"):  # noqa: PTH208 (no pathlib in the zygote)
-            state = read_proc(f"/proc/{pid}/task/{thread}/stat").rpartition(b")")[2].split()[0]
-            wants_cpu = wants_cpu or state in (b"R", b"D")
-            # The first field: the thread's time on a CPU.
-            cpu_ns += int(read_proc(f"/proc/{pid}/task/{thread}/schedstat").split()[0])
-    except (OSError, IndexError, ValueError):
-        return False, 0
-    return wants_cpu, cpu_ns
+    seen = look_at(pid)
+    return seen.wants_cpu and seen.cpu_ns < cpu_below_ns
 
 
 def read_proc(path: str) -> bytes:
