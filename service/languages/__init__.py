@@ -9,7 +9,7 @@ resolves SandboxFusion's names with it, `GET /v1/languages` and docs/languages.m
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -44,6 +44,9 @@ class UnsupportedLanguage(ValueError):
 class Registry:
     specs: dict[Language, LanguageSpec]
     enabled: frozenset[Language]
+    # The languages whose toolchain was found: looked up once, not on every call (a stat per binary,
+    # twice per call). One still missing is looked up again, so a toolchain installed later is seen.
+    found: set[Language] = field(default_factory=set, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
@@ -65,7 +68,12 @@ class Registry:
         }
 
     def installed(self, language: Language) -> bool:
-        return all(Path(binary).exists() for binary in self.specs[language].binaries())
+        if language in self.found:
+            return True
+        if not all(Path(binary).exists() for binary in self.specs[language].binaries()):
+            return False
+        self.found.add(language)
+        return True
 
     def available(self) -> list[Language]:
         """Enabled and installed here, in the registry's order."""

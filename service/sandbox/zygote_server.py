@@ -76,9 +76,11 @@ INIT_GRACE_S = 10.0
 # counts as a timeout after all. Under INIT_GRACE_S.
 OVERTIME_S = 5.0
 # A call whose process has had less CPU than this by its deadline, and still wants more, was starved,
-# not timed out: a trivial call's own process takes 1-4 ms; a loop among 400 on two cores has ~10 ms
-# by a 2 s deadline, among 100 ~200 ms by a 10 s one. How often G looks again while it waits on one.
-STARVED_CPU_NS = 10_000_000
+# not timed out: a trivial call's own process takes 1-4 ms (the hold's starved ones 3.2-3.4 ms); a
+# loop among 400 on two cores has 5-10 ms by a 2 s deadline, among 100 ~200 ms by a 10 s one. (At 10 ms,
+# most of those 400 loops got overtime and ran to 10 ms: answered 0.5 s later, their slots held from
+# the calls queued behind them.) How often G looks again while it waits on one.
+STARVED_CPU_NS = 5_000_000
 STARVED_LOOK_S = 0.1
 # A process's CPU time where /proc has no `schedstat` to tell it: past any bound.
 UNCOUNTED_CPU_NS = 1 << 62

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from service.config import Settings
@@ -107,6 +109,18 @@ def test_a_missing_toolchain_is_unsupported_with_what_is_missing() -> None:
     assert Language.cpp not in registry.available()
     with pytest.raises(UnsupportedLanguage, match=r"not installed on this worker.*/nonexistent/g\+\+"):
         registry.spec(Language.cpp)
+
+
+def test_a_toolchain_is_looked_up_until_it_is_found_then_no_more(tmp_path: Path) -> None:
+    compiler = tmp_path / "g++"
+    registry = Registry.from_settings(Settings(cxx_path=str(compiler)))
+    assert not registry.installed(Language.cpp)
+    # Installed while the worker runs: seen on the next call.
+    compiler.write_text("")
+    assert registry.spec(Language.cpp).name == "cpp"
+    # Found once, it is not looked up again (two stats per binary per call, on every call).
+    compiler.unlink()
+    assert registry.installed(Language.cpp)
 
 
 def test_toolchain_configuration_in_etc_is_shown_to_the_sandbox() -> None:
