@@ -118,8 +118,9 @@ class SlotGroup(ABC):
     def usage(self) -> CallUsage:
         """What the call used since `prepare`, once all of its processes are gone."""
 
-    def weigh(self, standing: Standing) -> None:
-        """The group's CPU weight for its call's standing. No-op without a CPU controller."""
+    def weigh(self, standing: Standing, halvings: int = 0) -> None:
+        """The group's CPU weight for its call's standing, halved `halvings` times (never below the long
+        weight). No-op without a CPU controller."""
         return None
 
     def cpu_used_ms(self) -> float:
@@ -302,15 +303,15 @@ class CpuWeight:
 
     def __init__(self, path: Path, weights: dict[Standing, int]) -> None:
         self.path = path
-        self.values = {standing: str(weight) for standing, weight in weights.items()}
+        self.weights = weights
         # False once a write failed: no CPU controller here after all, niceness alone shares the CPU.
         self.usable = True
         self.written: str | None = None
         # A new group has the default weight: start it young.
         self.set(Standing.young)
 
-    def set(self, standing: Standing) -> None:
-        value = self.values[standing]
+    def set(self, standing: Standing, halvings: int = 0) -> None:
+        value = str(max(self.weights[standing] >> halvings, self.weights[Standing.long]))
         if not self.usable or value == self.written:
             return
         try:
@@ -368,9 +369,9 @@ class V1Group(SlotGroup):
     def join_fds(self) -> list[int]:
         return [open_procs(path) for path in self.join_dirs]
 
-    def weigh(self, standing: Standing) -> None:
+    def weigh(self, standing: Standing, halvings: int = 0) -> None:
         if self.weight is not None:
-            self.weight.set(standing)
+            self.weight.set(standing, halvings)
 
     def cpu_used_ms(self) -> float:
         return (self.cpu.read_int() - self.cpu_ns) / 1e6
@@ -477,8 +478,8 @@ class V2Group(SlotGroup):
     def join_fds(self) -> list[int]:
         return [open_procs(self.path)]
 
-    def weigh(self, standing: Standing) -> None:
-        self.weight.set(standing)
+    def weigh(self, standing: Standing, halvings: int = 0) -> None:
+        self.weight.set(standing, halvings)
 
     def cpu_used_ms(self) -> float:
         return (self.cpu.counter("usage_usec") - self.cpu_us) / 1000

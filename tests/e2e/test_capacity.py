@@ -70,9 +70,9 @@ def test_a_hundred_looping_calls_all_answer_within_the_clients_wait(roomy_stack:
 
 
 @pytest.mark.xfail(
-    reason="known gap (issue 14): with 400 loops running, trivial calls here take ~1-1.9 s at p50 and 2.5-4.9 s at p99 "
-    "on a loaded machine; the slowest are those sent in the first second, queued behind the 400 loops' intake and "
-    "run among loops not yet out of their favoured share (docs/reliability.md)",
+    reason="known gap (issue 14): with 400 loops running, trivial calls here take ~0.7-1.3 s at p50 and 1.9-3.3 s at "
+    "p99; the slowest are those sent in the first second, queued behind the 400 loops' intake and run among loops "
+    "that have had as little CPU as they have (docs/benchmarks.md)",
     strict=False,
 )
 def test_trivial_calls_among_hundreds_of_loops_answer_at_once(roomy_stack: LocalStack) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from service.config import load_settings
-from service.sandbox.executor import Sandbox
+from service.sandbox.executor import CROWD_HALVINGS, FAVOURED_CPU_MS, Sandbox
 from service.sandbox.limits import (
     V1_SHARES,
     Budget,
@@ -225,7 +225,7 @@ def test_a_demoted_group_keeps_a_small_weight_not_sched_idle() -> None:
 @needs_cgroup_v1
 def test_near_its_deadline_only_a_demoted_call_changes_weight(tmp_path: Path) -> None:
     """The raise before a deadline is for demoted calls (least weight to ending); a call still young, a
-    short one that a busy machine held to its deadline, keeps its full weight and leaves the sweep,
+    short one that a busy machine held to its deadline, has its full weight and leaves the sweep,
     rather than dropping to the ending weight and waiting behind hundreds of young calls to exit."""
     box = Sandbox(load_settings(worker_concurrency=2, workspace_root=tmp_path / "ws", sandbox_limits="cgroup"))
     try:
@@ -234,12 +234,60 @@ def test_near_its_deadline_only_a_demoted_call_changes_weight(tmp_path: Path) ->
         young, demoted = box.limiter.group("slot-0-lean"), box.limiter.group("slot-1-lean")
         shares = [box.limiter.bases["cpu"] / name / "cpu.shares" for name in ("slot-0-lean", "slot-1-lean")]
         box.favoured[0] = young
+        # Halved by a crowd (see the test below): it gets its full weight back.
+        young.weigh(Standing.young, 3)
+        assert shares[0].read_text().strip() == str(V1_SHARES[Standing.young] >> 3)
         demoted.weigh(Standing.long)
         box._promote(0, young)
         box._promote(1, demoted)
         assert shares[0].read_text().strip() == str(V1_SHARES[Standing.young])
         assert shares[1].read_text().strip() == str(V1_SHARES[Standing.ending])
         assert box.favoured == {}
+    finally:
+        box.close()
+
+
+def spend_cpu_in(limiter: CgroupV1Limiter, name: str, at_least_ms: float) -> None:
+    """Run a spinning process in the group (each of its hierarchies) until the group counts that much CPU."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for path in dict.fromkeys(base / name for base in limiter.bases.values()):
+            (path / "cgroup.procs").write_text(str(spinner.pid))
+        while limiter.group(name).cpu_used_ms() < at_least_ms:
+            assert spinner.poll() is None
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+@needs_cgroup_v1
+def test_among_a_crowd_of_young_calls_the_least_served_weigh_most(tmp_path: Path) -> None:
+    """More young calls than the machine serves promptly: each weighs half as much for every ms of CPU it
+    has had, so a new call among hundreds of loops is not one of hundreds; fewer, and all weigh the same
+    again. A call past its favoured share is demoted either way."""
+    box = Sandbox(load_settings(worker_concurrency=3, workspace_root=tmp_path / "ws", sandbox_limits="cgroup"))
+    try:
+        limiter = box.limiter
+        if not isinstance(limiter, CgroupV1Limiter) or "cpu" not in limiter.bases:
+            pytest.skip("no writable v1 cpu hierarchy here")
+        names = ("slot-0-lean", "slot-1-lean", "slot-2-lean")
+        groups = [limiter.group(name) for name in names]
+        for group in groups:
+            group.prepare(BUDGET)
+        spend_cpu_in(limiter, names[0], 3.0)
+        spend_cpu_in(limiter, names[2], FAVOURED_CPU_MS + 1)
+        shares = [limiter.bases["cpu"] / name / "cpu.shares" for name in names]
+        served = int(groups[0].cpu_used_ms())
+        box.favoured = dict(enumerate(groups))
+        box.crowded_above = 2
+        box.sweep_once()
+        assert shares[0].read_text().strip() == str(V1_SHARES[Standing.young] >> min(served, CROWD_HALVINGS))
+        assert shares[1].read_text().strip() == str(V1_SHARES[Standing.young])
+        assert shares[2].read_text().strip() == str(V1_SHARES[Standing.long])
+        assert set(box.favoured) == {0, 1}
+        # The demoted one gone, two young calls are no longer more than 2: they weigh the same.
+        box.sweep_once()
+        assert shares[0].read_text().strip() == str(V1_SHARES[Standing.young])
     finally:
         box.close()
 
