@@ -57,8 +57,8 @@ SWEEP_S = 0.05
 # least served run first and a short call that comes among them stays short. Not below: at 256 trivial
 # calls in flight on two cores it doubled the p99 (2.05 s to 3.6-3.8 s), each call that needs a little
 # more CPU than the others waiting behind every newer one. At most four halvings (v1 64, the ending
-# weight): at 8 (16 and 8 from 6 and 7 ms) a trivial call of the hold that needed 6 ms crawled behind
-# the newer ones and answered `timeout` after printing its answer.
+# weight): halved on down to the long weight (16 at 6 ms, 8 at 7), a trivial call of the hold that
+# needed 6 ms crawled behind the newer ones and answered `timeout` after printing its answer.
 CROWDED_PER_CORE = 128
 CROWD_HALVINGS = 4
 # How long before its deadline a call's group is raised to the ending weight: the slot's init, which
@@ -399,10 +399,9 @@ class Sandbox:
     def _promote(self, slot: int, group: SlotGroup) -> None:
         """Near the call's deadline: a demoted call's group gets enough weight, for good, that its init
         kills it promptly. A call still young has its full weight (back, if a crowd had halved it), and
-        is no longer swept: the ending
-        weight is a sixteenth of it, and a short call that a busy machine held to its deadline would then
-        wait behind hundreds of young calls to exit or be killed (the hold's calls answered `timeout`
-        20 s past their deadline, after printing their answer)."""
+        is no longer swept: the ending weight is a sixteenth of it, and a short call that a busy machine
+        held to its deadline would then wait behind hundreds of young calls to exit or be killed (the
+        hold's calls answered `timeout` 20 s past their deadline, after printing their answer)."""
         if self.favoured.pop(slot, None) is None:
             group.weigh(Standing.ending)
         else:
