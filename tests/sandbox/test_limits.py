@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,8 +254,10 @@ def spend_cpu_in(limiter: CgroupV1Limiter, name: str, at_least_ms: float) -> Non
     try:
         for path in dict.fromkeys(base / name for base in limiter.bases.values()):
             (path / "cgroup.procs").write_text(str(spinner.pid))
+        give_up = time.monotonic() + 10
         while limiter.group(name).cpu_used_ms() < at_least_ms:
             assert spinner.poll() is None
+            assert time.monotonic() < give_up, f"the group never counted {at_least_ms} ms of the spinner's CPU"
     finally:
         spinner.kill()
         spinner.wait()
