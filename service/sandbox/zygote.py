@@ -483,13 +483,17 @@ class ZygotePool:
         self.python_path = python_path
         self.images_dir = images_dir
         self.slots = slots
+        self.lean_zygote_slots = lean_zygote_slots
         count = -(-slots // lean_zygote_slots)
         self.lean = [Zygote(LEAN, profile, slots_dir, python_path, uid, tmp_bytes) for _ in range(count)]
         self.heavy = Zygote(HEAVY, profile, slots_dir, python_path, uid, tmp_bytes)
 
     def lean_for(self, slot: int) -> Zygote:
-        """Slots spread over the lean zygotes in turn, so that however few are busy, they share none."""
-        return self.lean[slot % len(self.lean)]
+        """Consecutive slots share a lean zygote. The worker gives a call the slot freed last, so a light
+        load keeps to one or two zygotes, whose code (each has its own copy of the interpreter) stays in
+        the CPU's caches; a heavy one spreads over all of them, never more than `lean_zygote_slots` calls
+        in one."""
+        return self.lean[slot // self.lean_zygote_slots]
 
     async def start(self, join_fds_of: Callable[[int, str], list[int]], probe: list[Rlimit]) -> None:
         """Start them all, run one probe call in slot 0 (idle at start) of each kind (the other lean

@@ -60,8 +60,9 @@ async def test_a_slot_runs_its_lean_calls_in_its_own_zygote(sandbox: Sandbox) ->
         result = await sandbox.execute(job("print(6 * 7)"), slot)
         assert result.status == Status.ok and result.stdout == "42\n", result.stderr
         served = [index for index, zygote in enumerate(lean) if zygote.calls != before[index]]
-        assert served == [slot % len(lean)]
-        assert sandbox.zygotes.lean_for(slot) is lean[slot % len(lean)]
+        # 3 slots per zygote: slots 0-2 in the first, 3-5 in the second, 6 in the third.
+        assert served == [slot // LEAN_ZYGOTE_SLOTS]
+        assert sandbox.zygotes.lean_for(slot) is lean[slot // LEAN_ZYGOTE_SLOTS]
 
 
 async def test_every_slot_has_its_lean_namespace_before_its_first_call(sandbox: Sandbox) -> None:
@@ -99,8 +100,8 @@ async def calls_see(sandbox: Sandbox) -> list[tuple[str, str, str, list[str]]]:
     path, and the (device, inode) of the last two."""
     assert sandbox.zygotes is not None
     seen = []
-    for slot in range(len(sandbox.zygotes.lean)):
-        result = await sandbox.execute(job(EXECUTABLE), slot)
+    for index in range(len(sandbox.zygotes.lean)):
+        result = await sandbox.execute(job(EXECUTABLE), index * sandbox.zygotes.lean_zygote_slots)
         assert result.status == Status.ok, result.stderr
         names, *files = result.stdout.splitlines()
         executable, exe, libc = names.split()
@@ -115,10 +116,10 @@ async def test_each_lean_zygote_maps_its_own_copy_of_the_interpreter_and_librari
     assert Settings().lean_zygote_file_copies, "on by default"
     async with warm_sandbox(SLOTS, lean_zygote_slots=LEAN_ZYGOTE_SLOTS, lean_zygote_file_copies=True) as box:
         seen = await calls_see(box)
-        for slot, (executable, exe, libc, _) in enumerate(seen):
+        for index, (executable, exe, libc, _) in enumerate(seen):
             assert executable == box.settings.python_path
             assert exe == os.path.realpath(executable)
-            assert Path(exe).read_bytes() == (box.root / "images" / str(slot) / exe.lstrip("/")).read_bytes()
+            assert Path(exe).read_bytes() == (box.root / "images" / str(index) / exe.lstrip("/")).read_bytes()
             assert libc.startswith("/usr/lib/")
     host = {f"{status.st_dev} {status.st_ino}" for status in (Path(exe).stat(), Path(libc).stat())}
     # Three zygotes, three copies of each file, none of them the host's.

@@ -33,9 +33,11 @@ class HeldSandbox:
         self.root = root
         self.started: asyncio.Queue[str] = asyncio.Queue()
         self.ends: dict[str, asyncio.Event] = {}
+        self.slots: dict[str, int] = {}
 
     async def execute(self, job: Job, slot: int) -> ExecutionResult:
         end = self.ends.setdefault(job.id, asyncio.Event())
+        self.slots[job.id] = slot
         self.started.put_nowait(job.id)
         await end.wait()
         return ExecutionResult(id=job.id, status=Status.ok, stdout="done\n")
@@ -126,3 +128,17 @@ async def test_jobs_on_one_shard_reach_a_worker_with_fewer_slots_than_shards(
         await sharded_queue.enqueue_many(jobs)
         for _ in jobs:
             sandbox.finish(await asyncio.wait_for(sandbox.started.get(), WAIT_S))
+
+
+async def test_a_call_gets_the_slot_freed_last(queue: RedisQueue, sandbox: HeldSandbox) -> None:
+    """So a light load keeps to a few slots, and with them to one lean zygote (`ZygotePool.lean_for`)."""
+    jobs = [make_job(0) for _ in range(4)]
+    async with claiming(queue, sandbox, slots=8) as worker:
+        for job in jobs:
+            await queue.enqueue(job)
+            assert await asyncio.wait_for(sandbox.started.get(), WAIT_S) == job.id
+            sandbox.finish(job.id)
+            async with asyncio.timeout(WAIT_S):
+                while len(worker.free_slots) < 8:
+                    await asyncio.sleep(0.01)
+    assert [sandbox.slots[job.id] for job in jobs] == [7, 7, 7, 7]
