@@ -30,7 +30,7 @@ from service.bench.load import Outcome, closed_loop, latency_summary, open_pool
 from service.bench.machine import RESULTS_DIR, describe_machine
 from service.bench.procstat import Components, OrphanReaper, cpu_ms_per_call, cpu_spent
 from service.bench.redis_stats import RedisMeter, cost_per_call
-from service.bench.targets import check_targets
+from service.bench.targets import THROUGHPUT_IN_FLIGHT, check_targets
 from service.config import Settings
 from service.stack import LocalStack, allow_open_files, free_port
 
@@ -62,7 +62,8 @@ def plan(args: argparse.Namespace, features: set[str]) -> list[Scenario]:
     duration = args.duration or (1.5 if args.quick else 10.0)
     loaded = 8 if args.quick else 32
     fixed: list[tuple[str, workloads.Workload, list[int]]] = [
-        ("trivial_python", workloads.TRIVIAL, [1, loaded]),
+        # Also at 64 in flight, the shape of issue 16's throughput target.
+        ("trivial_python", workloads.TRIVIAL, [1, loaded] if args.quick else [1, loaded, THROUGHPUT_IN_FLIGHT]),
         ("numpy_sympy", workloads.NUMPY_SYMPY, [1, loaded]),
         ("numpy_sympy_simplify", workloads.NUMPY_SYMPY_SIMPLIFY, [1, loaded]),
         ("cpu_50ms", workloads.CPU_50MS, [1, 8]),
