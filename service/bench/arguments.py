@@ -7,9 +7,13 @@ from pathlib import Path
 
 SCENARIOS = (
     *("trivial_python", "numpy_sympy", "numpy_sympy_simplify", "cpu_50ms", "cpp_hello", "math_verify"),
-    *("sweep", "judge", "batch", "hold"),
+    *("sweep", "judge", "batch", "mixed", "hold"),
 )
 DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "hold")
+
+
+def chosen_scenarios(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(args.scenario or DEFAULT_SCENARIOS)
 
 
 def concurrency_list(text: str) -> list[int]:

@@ -30,7 +30,15 @@ from urllib.parse import urlsplit
 import orjson
 
 from service.bench import workloads
-from service.bench.load import CONNECTION_FAILURES, Outcome, call_once, latency_summary, open_pool
+from service.bench.load import (
+    ANSWERED_KINDS,
+    CONNECTION_FAILURES,
+    Outcome,
+    answered_wrong,
+    call_once,
+    latency_summary,
+    open_pool,
+)
 from service.bench.procstat import Components, peak_rss_bytes, rss_bytes
 from service.bench.tcpstat import (
     accept_queue,
@@ -60,9 +68,6 @@ RETRY_AFTER_S = 1.0
 MAX_REFUSALS = 60
 # Descriptors the load generator needs besides one per connection (Redis, /proc, its own files).
 OPEN_FILES_MARGIN = 256
-# Error kinds of a request that came back with final results, only not the right ones (a timeout on a
-# starved machine, say): answered, so not lost.
-ANSWERED_KINDS = ("status ", "wrong stdout", "wrong result count", "malformed result", "verdict ")
 
 
 def split(total: int, use_batches: bool) -> tuple[int, int]:
@@ -120,10 +125,6 @@ def note_wrong_calls(text: str, wrong_calls: Counter[str]) -> str:
     wrong = workloads.wrong_in_batch(results)
     wrong_calls.update(problem for problem, _ in wrong)
     return orjson.dumps(wrong[0][1]).decode() if wrong else text
-
-
-def answered_wrong(outcome: Outcome) -> int:
-    return sum(count for kind, count in outcome.errors.items() if kind.startswith(ANSWERED_KINDS))
 
 
 def check_open_files(connections: int) -> None:

@@ -67,6 +67,15 @@ CONNECTION_FAILURES = frozenset(
 )
 
 
+# Error kinds of a request that came back with final results, only not the right ones (a timeout on a
+# starved machine, say): answered, so not lost.
+ANSWERED_KINDS = ("status ", "wrong stdout", "wrong result count", "malformed result", "verdict ")
+
+
+def answered_wrong(outcome: Outcome) -> int:
+    return sum(count for kind, count in outcome.errors.items() if kind.startswith(ANSWERED_KINDS))
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
         return math.nan

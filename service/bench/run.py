@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 
 from service.bench import workloads
-from service.bench.arguments import DEFAULT_SCENARIOS
+from service.bench.arguments import chosen_scenarios
 from service.bench.bare import compare, measure_bare
 from service.bench.hold import hold_calls
 from service.bench.load import Outcome, closed_loop, latency_summary, open_pool
 from service.bench.machine import RESULTS_DIR, describe_machine
+from service.bench.mixed import FULL, QUICK, send_mixed
 from service.bench.procstat import Components, OrphanReaper, cpu_ms_per_call, cpu_spent
 from service.bench.redis_stats import RedisMeter, cost_per_call
 from service.bench.targets import THROUGHPUT_IN_FLIGHT, check_targets
@@ -58,7 +59,7 @@ class Target:
 
 
 def plan(args: argparse.Namespace, features: set[str]) -> list[Scenario]:
-    chosen = args.scenario or DEFAULT_SCENARIOS
+    chosen = chosen_scenarios(args)
     duration = args.duration or (1.5 if args.quick else 10.0)
     loaded = 8 if args.quick else 32
     fixed: list[tuple[str, workloads.Workload, list[int]]] = [
@@ -131,7 +132,8 @@ async def server_features(url: str) -> set[str]:
     async with open_pool(url, 1, 30) as pool:
         spec = await pool.get_json("/openapi.json")
     paths = spec.get("paths", {}) if isinstance(spec, dict) else {}
-    return {name for name, path in (("judge", workloads.JUDGE), ("batch", workloads.BATCH)) if path in paths}
+    offered = (("judge", workloads.JUDGE), ("batch", workloads.BATCH), ("mixed", workloads.RUN_CODE))
+    return {name for name, path in offered if path in paths}
 
 
 async def with_cpu(target: Target, redis: RedisMeter | None, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
@@ -184,6 +186,11 @@ async def measure_scenarios(args: argparse.Namespace, target: Target, redis: Red
         record = await with_cpu(target, redis, run_scenario(target.url, scenario, args.drain))
         if bare is not None:
             record["bare"] = compare(record["latency_ms"]["p50"], bare)
+        emit(record)
+        records.append(record)
+    if "mixed" in chosen_scenarios(args) and "mixed" in features:
+        mixed = send_mixed(target.url, QUICK if args.quick else FULL, args.drain)
+        record = await with_cpu(target, redis, mixed)
         emit(record)
         records.append(record)
     if "hold" in (args.scenario or ()):

@@ -17,6 +17,7 @@ Checker = Callable[[Any], str | None]
 EXECUTE = "/v1/execute"
 BATCH = "/v1/execute/batch"
 JUDGE = "/v1/judge"
+RUN_CODE = "/run_code"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ CPU_50MS_CODE = (
     "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.05:\n    pass\nprint('done')\n"
 )
 CPP_HELLO_CODE = '#include <cstdio>\nint main() { std::puts("hello"); }\n'
+LOOP_CODE = "while True:\n    pass\n"
 
 TRIVIAL = python("trivial_python", TRIVIAL_CODE, "2\n")
 NUMPY_SYMPY = python("numpy_sympy", NUMPY_SYMPY_CODE, "45 (x - 1)*(x + 1)\n")
@@ -140,4 +142,33 @@ MATH_VERIFY = Workload(
     {"answer": "So the probability is $\\boxed{\\dfrac{3}{6}}$.", "reference": "$\\frac{1}{2}$"},
     lambda answer: tool_problem(answer, {"status": "ok", "equivalent": True, "reward": 1.0}),
     "/v1/tools/math_verify",
+)
+
+
+def run_code_problem(answer: Any, status: str, run_status: str, stdout: str | None = None) -> str | None:
+    """Why a `/run_code` answer is not `status` with a run of `run_status` (and `stdout`), or None if it is."""
+    if not isinstance(answer, dict):
+        return "malformed result"
+    run = answer.get("run_result")
+    if not isinstance(run, dict):
+        run = {}
+    if (answer.get("status"), run.get("status")) != (status, run_status):
+        return f"status {answer.get('status')}/{run.get('status')}"
+    if stdout is not None and run.get("stdout") != stdout:
+        return "wrong stdout"
+    return None
+
+
+def run_code(name: str, code: str, check: Checker, run_timeout: float = 2) -> Workload:
+    """A SandboxFusion-style call: the body an RL framework's client sends to `/run_code`."""
+    body = {"code": code, "language": "python", "run_timeout": run_timeout, "compile_timeout": 10}
+    return Workload(name, body, check, RUN_CODE)
+
+
+# Issue 14's mixed load: a looping program that must end at its 2 s run timeout, and a trivial call.
+RUN_CODE_LOOP = run_code(
+    "run_code_loop", LOOP_CODE, lambda answer: run_code_problem(answer, "Failed", "TimeLimitExceeded")
+)
+RUN_CODE_TRIVIAL = run_code(
+    "run_code_trivial", TRIVIAL_CODE, lambda answer: run_code_problem(answer, "Success", "Finished", "2\n")
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from service.bench.arguments import add_bench_arguments
+from service.bench.arguments import add_bench_arguments, chosen_scenarios
 from service.bench.run import plan
 from service.bench.targets import THROUGHPUT_IN_FLIGHT, check_targets
 
@@ -68,3 +68,37 @@ def test_a_full_bench_runs_trivial_calls_at_64_in_flight_and_a_quick_one_does_no
     quick = [s.concurrency for s in plan(bench_arguments(quick=True), set()) if s.name == "trivial_python"]
     assert full == [1, 32, THROUGHPUT_IN_FLIGHT]
     assert quick == [1, 8]
+
+
+def mixed(p99_ms: float | None, shape: str = "full", errors: int = 0) -> dict[str, Any]:
+    latency = {"p50": None if p99_ms is None else p99_ms / 3, "p99": p99_ms}
+    return {"scenario": "mixed", "shape": shape, "calls": 800, "errors": errors, "latency_ms": latency}
+
+
+def test_mixed_trivial_p99_under_2_s_on_the_full_shape_meets_the_target() -> None:
+    verdict = check_targets([mixed(1350.0)])["mixed_trivial_p99_ms"]
+    assert (verdict["measured"], verdict["target"], verdict["met"]) == (1350.0, 2000.0, True)
+
+
+def test_mixed_trivial_p99_of_2_s_or_more_misses_the_target() -> None:
+    assert check_targets([mixed(2000.0)])["mixed_trivial_p99_ms"]["met"] is False
+    assert check_targets([mixed(3300.0)])["mixed_trivial_p99_ms"]["met"] is False
+
+
+def test_a_wrong_or_lost_answer_misses_the_mixed_target_whatever_the_p99() -> None:
+    assert check_targets([mixed(900.0, errors=1)])["mixed_trivial_p99_ms"]["met"] is False
+    # Not one trivial call answered right: no p99 at all.
+    assert check_targets([mixed(None, errors=400)])["mixed_trivial_p99_ms"]["met"] is False
+
+
+def test_a_quick_mixed_run_reports_its_p99_but_checks_nothing() -> None:
+    verdict = check_targets([mixed(300.0, shape="quick")])["mixed_trivial_p99_ms"]
+    assert (verdict["measured"], verdict["met"], verdict["shape"]) == (300.0, None, "quick")
+
+
+def test_without_a_mixed_run_there_is_no_mixed_verdict() -> None:
+    assert "mixed_trivial_p99_ms" not in check_targets([trivial("trivial_python", 1, 190.0)])
+
+
+def test_the_mixed_scenario_runs_by_default() -> None:
+    assert "mixed" in chosen_scenarios(bench_arguments(quick=False))
