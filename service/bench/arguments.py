@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 SCENARIOS = (
@@ -18,6 +19,16 @@ def chosen_scenarios(args: argparse.Namespace) -> tuple[str, ...]:
 
 def concurrency_list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
+
+
+def seconds_or_zero(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"seconds must be 0 or more, not {text}")
+    return seconds
 
 
 def named_pid(text: str) -> tuple[str, int]:
@@ -56,6 +67,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="outstanding calls of the concurrency sweep (default 10,100,1000,10000; quick 10,100)",
     )
     parser.add_argument("--hold-calls", type=int, default=50_000, help="outstanding calls of the hold scenario")
+    parser.add_argument(
+        "--hold-busy-s",
+        type=seconds_or_zero,
+        metavar="SECONDS",
+        help="before the hold opens its calls, keep every sandbox slot busy with a call that sleeps this long"
+        " (default: twice the opener's time at its pace, plus 10 s; 0: no busy pool). It must fit the server's"
+        " max_timeout_s (60 s by default) less 10 s",
+    )
     parser.add_argument("--bare-runs", type=int, help="runs of the bare baselines (default 30, quick 5)")
     parser.add_argument("--quick", action="store_true", help="a smoke test: short scenarios, small sweep, no plot")
     parser.add_argument("--out", type=Path, help="directory for the results JSON and plot (default benchmarks/results)")

@@ -1,9 +1,17 @@
 """The hold scenario: tens of thousands of calls outstanding at one gateway, all answered correctly.
 
-Single calls each hold a connection of their own; when the server offers batches, part of the load
-goes as 1,000-call batches instead, the way a training step fans out. Connections are opened at a
-steady pace so the test measures holding calls, not surviving a connection storm. The gateway's RSS
-is read before, at its peak and after.
+First every sandbox slot of the pool is kept busy by a call that sleeps (`busy.py`): in RL a step's
+calls often arrive while the pool is still running long calls, and a pool free to answer would answer
+thousands of calls while the opener is still pacing its connections, so they would never all be
+outstanding at once. Then single calls each hold a connection of their own; when the server offers
+batches, part of the load goes as 1,000-call batches instead, the way a training step fans out.
+Connections are opened at a steady pace so the test measures holding calls, not surviving a
+connection storm. The gateway's RSS is read before, at its peak and after.
+
+`opened_in_s` is how long the opener took, and `opened_before_busy_ended` whether the pool was still
+busy when it was done: only then is `peak_outstanding` every call held at once. `busy` reports the
+sleeping calls apart (sent, right, wrong, lost; each must be right); they are not in `calls`,
+`correct`, `peak_outstanding` or the latencies.
 
 The line says how many connections failed under a call (`connections_reset`, one per connection, a
 batch's included) and how many calls got no final result at all (`lost`: a failed connection, an
@@ -30,6 +38,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from service.bench import workloads
+from service.bench.busy import BusyCalls, count_slots, keep_busy
 from service.bench.load import (
     ANSWERED_KINDS,
     CONNECTION_FAILURES,
@@ -58,9 +67,13 @@ SINGLE_SHARE = 0.2
 # than the server takes them.
 OPEN_STEP = 100
 OPEN_PAUSE_S = 0.1
+OPEN_PER_S = OPEN_STEP / OPEN_PAUSE_S
 OPEN_WHILE_WAITING = 1000
 # How long the opener waits for the accept queue to drain before it opens more all the same.
 OPEN_WAIT_MAX_S = 30.0
+# Beyond twice the opener's time at its pace, how long the pool stays busy: the slots gauge trails the
+# pool by up to ~7 s, and the opener starts only once it shows them busy.
+BUSY_MARGIN_S = 10.0
 SAMPLE_EVERY_S = 1.0
 # A refusal says "not now": a rollout client waits (Retry-After) and sends the call again.
 REFUSALS = {"http 429", "http 503"}
@@ -76,6 +89,12 @@ def split(total: int, use_batches: bool) -> tuple[int, int]:
         return total, 0
     batches = int(total * (1 - SINGLE_SHARE)) // BATCH_SIZE
     return total - batches * BATCH_SIZE, batches
+
+
+def default_busy_s(total: int, use_batches: bool) -> float:
+    """How long to keep the pool busy so that the opener opens every request of `total` calls first:
+    twice its time at full pace (it slows down when the gateway is slow to accept), plus the margin."""
+    return round(2 * sum(split(total, use_batches)) / OPEN_PER_S + BUSY_MARGIN_S, 1)
 
 
 def _mib(pid: int | None, read: Any) -> float | None:
@@ -127,6 +146,22 @@ def note_wrong_calls(text: str, wrong_calls: Counter[str]) -> str:
     return orjson.dumps(wrong[0][1]).decode() if wrong else text
 
 
+def busy_record(busy: BusyCalls) -> dict[str, Any] | None:
+    """How the calls that kept the pool busy were answered; every one must be right."""
+    if not busy.sent:
+        return None
+    right, wrong = len(busy.outcome.latencies_ms), answered_wrong(busy.outcome)
+    return {
+        "seconds": busy.seconds,
+        "sent": busy.sent,
+        "right": right,
+        "wrong": wrong,
+        "lost": busy.sent - right - wrong,
+        "filled_in_s": busy.filled_in_s,
+        "error_examples": busy.outcome.examples,
+    }
+
+
 def check_open_files(connections: int) -> None:
     """Refuse to start a hold this process cannot carry: past its descriptor limit connections fail,
     and the run would measure the load generator, not the gateway."""
@@ -161,9 +196,24 @@ def thin(samples: list[dict[str, float]], keep: int = 60) -> list[dict[str, floa
     return samples[::step]
 
 
-async def hold_calls(url: str, total: int, use_batches: bool, components: Components, drain_s: float) -> dict[str, Any]:
+async def hold_calls(
+    url: str, total: int, use_batches: bool, components: Components, drain_s: float, busy_s: float
+) -> dict[str, Any]:
+    """Hold `total` calls; first, for `busy_s` seconds (0: not at all), every slot of the pool busy."""
     singles, batches = split(total, use_batches)
-    check_open_files(singles + batches)
+    slots = await count_slots(url) if busy_s > 0 else 0
+    check_open_files(singles + batches + slots)
+    async with keep_busy(url, slots, busy_s, request_timeout_s=busy_s + drain_s) as busy:
+        record = await hold_open(url, singles, batches, components, drain_s, busy)
+    # Only now: the busy calls are answered once the context is left.
+    record["busy"] = busy_record(busy)
+    return record
+
+
+async def hold_open(
+    url: str, singles: int, batches: int, components: Components, drain_s: float, busy: BusyCalls
+) -> dict[str, Any]:
+    total = singles + batches * BATCH_SIZE
     gateway = components.pids.get("gateway")
     # The accept queue is readable only when the gateway listens on this host.
     port = urlsplit(url).port if urlsplit(url).hostname in {"127.0.0.1", "localhost"} else None
@@ -204,6 +254,7 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
             if index % OPEN_STEP == OPEN_STEP - 1:
                 await asyncio.sleep(OPEN_PAUSE_S)
                 await wait_for_accepts(port)
+        opened_at = time.monotonic()
         _, pending = await asyncio.wait(tasks, timeout=max(1.0, drain_s - (time.monotonic() - start)))
         for task in pending:
             task.cancel()
@@ -225,8 +276,15 @@ async def hold_calls(url: str, total: int, use_batches: bool, components: Compon
         "via_batches": batches * BATCH_SIZE,
         "peak_outstanding": peak,
         "duration_s": round(elapsed, 1),
+        "opened_in_s": round(opened_at - start, 1),
+        # Whether the pool was still busy when the last request was sent: only then did the opener not race
+        # the pool, and can `peak_outstanding` reach `calls` (None: the pool was not kept busy).
+        "opened_before_busy_ended": busy.asleep_at(opened_at),
+        # Filled in by `hold_calls` once the calls keeping the pool busy are answered.
+        "busy": None,
         "calls_per_s": round((total - unfinished) / elapsed, 1),
-        "executions": total,
+        # Programs run: the calls that kept the pool busy too.
+        "executions": total + busy.sent,
         "correct": correct,
         "connections_reset": connection_failures(outcome) + connection_failures(batch_outcome),
         # Calls that came back with results that were not right (a whole batch counts when one is not).

@@ -127,10 +127,15 @@ class Pool:
             await session.close()
 
     async def get_json(self, path: str) -> Any:
+        text = await self.get_text(path)
+        return None if text is None else orjson.loads(text)
+
+    async def get_text(self, path: str) -> str | None:
+        """The body of a GET, or None unless it answered 200."""
         async with self.sessions[0].get(self.url + path) as response:
             if response.status != 200:
                 return None
-            return orjson.loads(await response.read())
+            return await response.text()
 
 
 @asynccontextmanager

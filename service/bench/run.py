@@ -25,7 +25,7 @@ import orjson
 from service.bench import workloads
 from service.bench.arguments import chosen_scenarios
 from service.bench.bare import compare, measure_bare
-from service.bench.hold import hold_calls
+from service.bench.hold import default_busy_s, hold_calls
 from service.bench.load import Outcome, closed_loop, latency_summary, open_pool
 from service.bench.machine import RESULTS_DIR, describe_machine
 from service.bench.mixed import FULL, QUICK, send_mixed
@@ -194,7 +194,9 @@ async def measure_scenarios(args: argparse.Namespace, target: Target, redis: Red
         emit(record)
         records.append(record)
     if "hold" in (args.scenario or ()):
-        hold = hold_calls(target.url, args.hold_calls, "batch" in features, target.components, args.drain)
+        use_batches = "batch" in features
+        busy_s = args.hold_busy_s if args.hold_busy_s is not None else default_busy_s(args.hold_calls, use_batches)
+        hold = hold_calls(target.url, args.hold_calls, use_batches, target.components, args.drain, busy_s)
         record = await with_cpu(target, redis, hold)
         emit(record)
         records.append(record)
@@ -267,7 +269,10 @@ def newest_saved_run() -> Record | None:
 
 
 def options_of(args: argparse.Namespace) -> dict[str, Any]:
-    keep = ("url", "redis_url", "workers", "scenario", "duration", "drain", "sweep", "hold_calls", "bare_runs", "quick")
+    keep = (
+        *("url", "redis_url", "workers", "scenario", "duration", "drain", "sweep"),
+        *("hold_calls", "hold_busy_s", "bare_runs", "quick"),
+    )
     return {key: getattr(args, key) for key in keep}
 
 
@@ -284,4 +289,10 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     emit(summary)
     if not args.no_save:
         print(f"saved {save(args, machine, records, summary)}", file=sys.stderr)
-    return 1 if any(record["errors"] for record in records) else 0
+    return 1 if any(map(failed, records)) else 0
+
+
+def failed(record: Record) -> bool:
+    """A call answered wrong or not at all, the hold's calls keeping the pool busy included."""
+    busy = record.get("busy") or {}
+    return bool(record["errors"] or busy.get("wrong") or busy.get("lost"))

@@ -129,7 +129,11 @@ def check_targets(records: list[dict[str, Any]], previous: dict[str, Any] | None
             **_verdict(hold["peak_outstanding"], hold["calls"], at_most=False),
             "unfinished": hold["unfinished"],
             "errors": hold["errors"],
+            "opened_before_busy_ended": hold.get("opened_before_busy_ended"),
         }
+        busy = hold.get("busy")
+        if busy:
+            summary["hold_busy_wrong_or_lost"] = _verdict(busy["wrong"] + busy["lost"], 0, at_most=True)
         summary["hold_connections_reset"] = _verdict(hold.get("connections_reset"), 0, at_most=True)
         summary["hold_lost"] = _verdict(hold.get("lost"), 0, at_most=True)
         summary["hold_gateway_peak_rss_mib"] = hold["gateway_rss_mib"]["peak"]

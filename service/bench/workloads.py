@@ -123,6 +123,19 @@ def batch_of(size: int) -> Workload:
 
 JUDGE_20 = judge_of(20)
 
+# Beyond its sleep, the time an asleep call may take to start and answer on a loaded machine.
+ASLEEP_TIMEOUT_MARGIN_S = 10.0
+
+
+def asleep(seconds: float) -> Workload:
+    """A call that holds its sandbox slot for `seconds` of wall time without using a core, then answers."""
+    body = {
+        "language": "python",
+        "code": f"import time; time.sleep({seconds!r}); print(1+1)",
+        "timeout_s": seconds + ASLEEP_TIMEOUT_MARGIN_S,
+    }
+    return Workload(f"asleep_{seconds:g}s_python", body, expect_stdout("2\n"))
+
 
 def tool_problem(answer: Any, expected: dict[str, Any]) -> str | None:
     """Why a tool call's answer is not a successful run whose structured content holds `expected`."""

@@ -78,17 +78,33 @@ def test_quick_bench_saves_its_run_with_the_machine(quick_run: tuple[list[dict[s
     assert document["scenarios"] and document["targets"]["scenario"] == "targets"
 
 
-def test_hold_reports_resets_losses_and_gateway_memory(stack: LocalStack, tmp_path: Path) -> None:
+def run_hold(stack: LocalStack, *options: str) -> tuple[dict[str, Any], dict[str, Any]]:
     argv = [sys.executable, "-m", "service.cli", "bench", "--url", stack.url, "--scenario", "hold"]
-    argv += ["--hold-calls", "300", "--drain", "120", "--no-save", *component_pids(stack)]
-    argv += ["--redis-url", stack.settings.redis_url]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
+    argv += ["--drain", "120", "--no-save", *component_pids(stack), "--redis-url", stack.settings.redis_url]
+    done = subprocess.run([*argv, *options], capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     hold, targets = (json.loads(line) for line in done.stdout.splitlines())
+    return hold, targets
+
+
+def test_hold_reports_resets_losses_and_gateway_memory(stack: LocalStack) -> None:
+    hold, targets = run_hold(stack, "--hold-calls", "300", "--hold-busy-s", "0")
     assert hold["correct"] == hold["calls"] == 300
+    assert hold["busy"] is None and hold["opened_before_busy_ended"] is None
     assert hold["connections_reset"] == hold["lost"] == hold["answered_wrong"] == 0
     assert hold["gateway_rss_mib"]["peak"] >= hold["gateway_rss_mib"]["before"] > 0
     assert 0 < hold["gateway_open_files"]["peak"] <= hold["gateway_open_files"]["limit"]
     assert set(hold["kernel_tcp"]["counters"]) >= {"TcpExt:ListenOverflows", "Tcp:EstabResets"}
     assert hold["redis"]["commands_per_call"] >= 2
     assert targets["hold_connections_reset"]["met"] and targets["hold_lost"]["met"]
+
+
+def test_hold_behind_a_busy_pool_has_every_call_outstanding_at_once(stack: LocalStack) -> None:
+    slots = stack.workers * stack.settings.worker_concurrency
+    hold, targets = run_hold(stack, "--hold-calls", "2000", "--hold-busy-s", "12")
+    assert hold["busy"]["sent"] == hold["busy"]["right"] == slots
+    assert hold["busy"]["wrong"] == hold["busy"]["lost"] == 0
+    assert hold["opened_before_busy_ended"] is True
+    assert hold["peak_outstanding"] == hold["correct"] == hold["calls"] == 2000
+    assert hold["lost"] == hold["answered_wrong"] == 0
+    assert targets["hold_outstanding"]["met"] and targets["hold_busy_wrong_or_lost"]["met"]
