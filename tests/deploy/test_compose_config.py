@@ -3,17 +3,15 @@
 The file is parsed as compose reads it (YAML merge keys resolved) and checked for what the profile
 promises: six nodes of the stack's own Redis image in cluster mode, a one-shot init that makes three
 primaries with one replica each, and a gateway and workers that use the cluster with one queue shard
-per primary. Where `docker compose` or docker-compose is installed, it validates the file too. The
-nodes' command line and the init's flags are then run for real: six local redis-servers, joined the
-way the init joins them.
+per primary (compose itself validates the profile in tests/docker/test_compose_profiles.py, where
+`make test-docker` has installed it). The nodes' command line and the init's flags are then run
+for real: six local redis-servers, joined the way the init joins them.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -118,31 +116,6 @@ def test_gateway_may_hold_many_connections(services: dict[str, Service]) -> None
         # No fixed nofile: one above the engine's own hard limit stops the container from starting (seen:
         # an engine with 20,000); the gateway raises its soft limit to the container's hard one itself.
         assert "nofile" not in gateway.get("ulimits", {})
-
-
-def compose_command() -> list[str] | None:
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    return None
-
-
-def test_compose_accepts_the_cluster_profile() -> None:
-    command = compose_command()
-    if command is None:
-        pytest.skip("neither `docker compose` nor docker-compose is installed")
-    done = subprocess.run(
-        [*command, "-f", str(COMPOSE), "--profile", "cluster", "config", "--services"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        # The seccomp profile's path is relative to this directory, as in `make compose-up`.
-        cwd=COMPOSE.parent,
-    )
-    assert done.returncode == 0, done.stderr
-    assert set(done.stdout.split()) >= CLUSTER_SERVICES | {"redis", "gateway", "worker"}
 
 
 def test_node_command_and_init_flags_make_a_working_cluster(services: dict[str, Service]) -> None:
