@@ -11,6 +11,7 @@ names, ports).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -413,3 +414,30 @@ def test_keda_watches_every_shard_stream_on_the_cluster(cluster_objects: list[Ob
     pending = sorted(t["metadata"]["stream"] for t in triggers if "consumerGroup" in t["metadata"])
     backlog = sorted(t["metadata"]["stream"] for t in triggers if "streamLength" in t["metadata"])
     assert pending == backlog == sorted(shard.jobs for shard in keys.all_shards)
+
+
+# KEDA adds worker pods when 3/4 of a pod's slots are busy on average, or when the streams hold twice
+# its slots (running plus as many waiting); each shard's triggers on a cluster carry a third of that.
+BUSY_SHARE = 0.75
+STREAMED_PER_SLOT = 2
+
+
+def keda_targets(objects: list[Obj]) -> tuple[list[int], list[int]]:
+    """The pending-entries and stream-length targets of the worker's ScaledObject, one per trigger."""
+    triggers = find(objects, "ScaledObject", "worker")["spec"]["triggers"]
+    pending = [int(t["metadata"]["pendingEntriesCount"]) for t in triggers if "pendingEntriesCount" in t["metadata"]]
+    streamed = [int(t["metadata"]["streamLength"]) for t in triggers if "streamLength" in t["metadata"]]
+    return pending, streamed
+
+
+@pytest.mark.parametrize("overlay", ["single", "cluster"])
+def test_keda_targets_follow_the_pods_slots(objects: list[Obj], cluster_objects: list[Obj], overlay: str) -> None:
+    # A pod of 256 slots scaled at 12 busy ones (a target left from 16-slot pods) would run ~5 % full.
+    rendered = objects if overlay == "single" else cluster_objects
+    env = container_env(rendered, "Deployment", "worker")
+    slots = int(env["SANDPIT_WORKER_CONCURRENCY"])
+    shards = int(env.get("SANDPIT_QUEUE_SHARDS", "1"))
+    pending, streamed = keda_targets(rendered)
+    assert len(pending) == len(streamed) == shards
+    assert all(target == math.ceil(slots * BUSY_SHARE / shards) for target in pending), (slots, pending)
+    assert all(target == math.ceil(slots * STREAMED_PER_SLOT / shards) for target in streamed), (slots, streamed)
