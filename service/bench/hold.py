@@ -47,6 +47,7 @@ from service.bench.load import (
     call_once,
     latency_summary,
     open_pool,
+    tally,
 )
 from service.bench.procstat import Components, peak_rss_bytes, rss_bytes
 from service.bench.tcpstat import (
@@ -150,13 +151,10 @@ def busy_record(busy: BusyCalls) -> dict[str, Any] | None:
     """How the calls that kept the pool busy were answered; every one must be right."""
     if not busy.sent:
         return None
-    right, wrong = len(busy.outcome.latencies_ms), answered_wrong(busy.outcome)
     return {
         "seconds": busy.seconds,
         "sent": busy.sent,
-        "right": right,
-        "wrong": wrong,
-        "lost": busy.sent - right - wrong,
+        **tally(busy.outcome, busy.sent),
         "filled_in_s": busy.filled_in_s,
         "error_examples": busy.outcome.examples,
     }

@@ -76,6 +76,23 @@ def answered_wrong(outcome: Outcome) -> int:
     return sum(count for kind, count in outcome.errors.items() if kind.startswith(ANSWERED_KINDS))
 
 
+def wrong_example(outcome: Outcome) -> str | None:
+    """The first answer that came back but was not right (an error without an answer is no example)."""
+    return next((text for kind, text in outcome.examples.items() if kind.startswith(ANSWERED_KINDS)), None)
+
+
+def tally(outcome: Outcome, calls: int, right: str = "right") -> dict[str, Any]:
+    """How many of `calls` answered right (counted under the name `right`), wrong, or not at all (a
+    failed request, or none recorded), with the first wrong answer."""
+    answered_right, wrong = len(outcome.latencies_ms), answered_wrong(outcome)
+    return {
+        right: answered_right,
+        "wrong": wrong,
+        "lost": calls - answered_right - wrong,
+        "wrong_example": wrong_example(outcome),
+    }
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
         return math.nan

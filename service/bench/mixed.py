@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.bench import workloads
-from service.bench.load import ANSWERED_KINDS, Outcome, answered_wrong, call_once, latency_summary, open_pool
+from service.bench.load import Outcome, call_once, latency_summary, open_pool, tally
 
 
 @dataclass(frozen=True)
@@ -36,23 +36,6 @@ class Shape:
 
 FULL = Shape("full", loops=400, rounds=40)
 QUICK = Shape("quick", loops=100, rounds=10)
-
-
-def wrong_example(outcome: Outcome) -> str | None:
-    """The first answer that came back but was not right (an error without an answer is no example)."""
-    return next((text for kind, text in outcome.examples.items() if kind.startswith(ANSWERED_KINDS)), None)
-
-
-def tally(outcome: Outcome, calls: int, right: str) -> dict[str, Any]:
-    """How many of `calls` answered right (under the name `right`), wrong, or not at all."""
-    wrong = answered_wrong(outcome)
-    return {
-        "calls": calls,
-        right: len(outcome.latencies_ms),
-        "wrong": wrong,
-        "lost": outcome.error_count - wrong,
-        "wrong_example": wrong_example(outcome),
-    }
 
 
 def prefixed(prefix: str, by_kind: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +73,9 @@ async def send_mixed(url: str, shape: Shape, drain_s: float) -> dict[str, Any]:
         "calls_per_s": round(calls / elapsed, 1),
         # The trivial calls' right answers: what issue 14's target is about.
         "latency_ms": latency_summary(trivial.latencies_ms),
-        "trivial": tally(trivial, shape.trivial_calls, right="right"),
+        "trivial": {"calls": shape.trivial_calls, **tally(trivial, shape.trivial_calls)},
         "loops": {
+            "calls": shape.loops,
             **tally(loops, shape.loops, right="time_limit_exceeded"),
             "latency_ms": latency_summary(loops.latencies_ms),
         },

@@ -7,9 +7,9 @@ import argparse
 
 import pytest
 
-from service.bench.arguments import add_bench_arguments
 from service.bench.busy import slots_by_state
 from service.bench.hold import BUSY_MARGIN_S, default_busy_s
+from tests.bench.arguments import bench_arguments
 
 METRICS = """\
 # HELP sandpit_workers_live Workers whose heartbeat is fresh
@@ -40,12 +40,6 @@ def test_the_pool_stays_busy_twice_as_long_as_the_opener_takes_plus_a_margin() -
     assert default_busy_s(50_000, use_batches=True) == pytest.approx(2 * 10.04 + BUSY_MARGIN_S, abs=0.05)
     # Without batches every call has its own connection.
     assert default_busy_s(2_000, use_batches=False) == pytest.approx(2 * 2.0 + BUSY_MARGIN_S)
-
-
-def bench_arguments(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(exit_on_error=False)
-    add_bench_arguments(parser)
-    return parser.parse_args(argv)
 
 
 def test_hold_busy_seconds_default_to_the_estimate_and_zero_turns_the_busy_pool_off() -> None:

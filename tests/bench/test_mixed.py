@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.bench.load import Outcome
-from service.bench.mixed import FULL, QUICK, tally
+from service.bench.load import Outcome, tally
+from service.bench.mixed import FULL, QUICK
 from service.bench.workloads import RUN_CODE_LOOP, RUN_CODE_TRIVIAL
 
 

@@ -3,18 +3,12 @@ run, CPU per call compared with an earlier run at the same concurrency."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from service.bench.arguments import add_bench_arguments, chosen_scenarios
+from service.bench.arguments import chosen_scenarios
 from service.bench.run import plan
 from service.bench.targets import THROUGHPUT_IN_FLIGHT, check_targets
-
-
-def bench_arguments(quick: bool) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_bench_arguments(parser)
-    return parser.parse_args(["--quick"] if quick else [])
+from tests.bench.arguments import bench_arguments
 
 
 def trivial(scenario: str, concurrency: int, calls_per_s: float, cpu_s: float = 5.0, errors: int = 0) -> dict[str, Any]:
@@ -64,8 +58,8 @@ def test_cpu_per_call_is_set_beside_the_earlier_run_at_the_same_concurrency() ->
 
 
 def test_a_full_bench_runs_trivial_calls_at_64_in_flight_and_a_quick_one_does_not() -> None:
-    full = [s.concurrency for s in plan(bench_arguments(quick=False), set()) if s.name == "trivial_python"]
-    quick = [s.concurrency for s in plan(bench_arguments(quick=True), set()) if s.name == "trivial_python"]
+    full = [s.concurrency for s in plan(bench_arguments(), set()) if s.name == "trivial_python"]
+    quick = [s.concurrency for s in plan(bench_arguments("--quick"), set()) if s.name == "trivial_python"]
     assert full == [1, 32, THROUGHPUT_IN_FLIGHT]
     assert quick == [1, 8]
 
@@ -101,4 +95,4 @@ def test_without_a_mixed_run_there_is_no_mixed_verdict() -> None:
 
 
 def test_the_mixed_scenario_runs_by_default() -> None:
-    assert "mixed" in chosen_scenarios(bench_arguments(quick=False))
+    assert "mixed" in chosen_scenarios(bench_arguments())
