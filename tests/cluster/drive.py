@@ -41,10 +41,17 @@ class Run:
 
 
 async def drive(
-    gateway_urls: list[str], calls: int, in_flight: int, time_limit_s: float, keyed: bool = True, run: Run | None = None
+    gateway_urls: list[str],
+    calls: int,
+    in_flight: int,
+    time_limit_s: float,
+    keyed: bool = True,
+    run: Run | None = None,
+    rate_per_s: float | None = None,
 ) -> Run:
     """Send `calls` calls, `in_flight` at a time, round robin over the gateways; `run` (if given) is
-    filled in as answers arrive, for a caller that acts on progress."""
+    filled in as answers arrive, for a caller that acts on progress. With `rate_per_s`, call i is not
+    sent before i / rate_per_s seconds into the run."""
     run = run if run is not None else Run(calls)
     gate = asyncio.Semaphore(in_flight)
     connector = aiohttp.TCPConnector(limit=in_flight + 8)
@@ -58,6 +65,8 @@ async def drive(
             # A generous limit: on a machine loaded by other work, even `print` can take seconds.
             body = orjson.dumps({"language": "python", "code": f"print({index})", "timeout_s": 30})
             attempt = 0
+            if rate_per_s is not None:
+                await asyncio.sleep(max(0.0, started + index / rate_per_s - time.monotonic()))
             async with gate:
                 while time.monotonic() < deadline:
                     url = gateway_urls[(index + attempt) % len(gateway_urls)]
