@@ -76,18 +76,19 @@ class Sampled:
 async def sampled_run(primaries: list[str], gateways: list[str], calls: int, rate_per_s: float | None) -> Sampled:
     warm = await drive(gateways, WARM_UP, IN_FLIGHT, TIME_LIMIT_S, keyed=False)
     assert warm.lost == 0, warm.wrong[:5]
+    warm_calls_per_s = warm.calls / warm.elapsed_s
     meter = RedisMeter(primaries)
     try:
         idle_start = await meter.snapshot()
         await asyncio.sleep(IDLE_S)
         idle = cost_per_call(idle_start, await meter.snapshot(), 1)
         before = await meter.snapshot_by_node()
-        rate = rate_per_s if rate_per_s is not None else warm.calls / warm.elapsed_s * PACE
+        rate = rate_per_s if rate_per_s is not None else warm_calls_per_s * PACE
         run = await drive(gateways, calls, IN_FLIGHT, TIME_LIMIT_S, keyed=False, rate_per_s=rate)
         after = await meter.snapshot_by_node()
     finally:
         await meter.close()
-    return Sampled(run, warm.calls / warm.elapsed_s, idle, before, after)
+    return Sampled(run, warm_calls_per_s, idle, before, after)
 
 
 def measured_run(cluster: LocalCluster, shards: int, calls: int, rate_per_s: float | None = None) -> Measured:
