@@ -46,6 +46,7 @@ bench: deps venv tool-libs
 	$(BIN)/python -m service.bench.refusal
 	$(BIN)/python -m service.bench.forks
 	$(BIN)/python -m service.bench.queue_capacity
+	$(BIN)/python -m service.bench.page_costs
 
 bench-quick: deps venv
 	$(BIN)/sandpit bench --quick
