@@ -223,7 +223,9 @@ def measure(with_sandbox: bool) -> dict[str, Any]:
         "page_memcpy_us": round(statistics.median(page_copy_ns() for _ in range(ROUNDS)) / 1000, 3),
         "fork_and_exit": fork_and_exit_us(),
     }
-    if with_sandbox:
+    if with_sandbox and os.geteuid() != 0:
+        sys.stderr.write("not root: no warm sandbox, so no trivial call's pages (see --no-sandbox)\n")
+    elif with_sandbox:
         written = asyncio.run(trivial_call_pages())
         record["trivial_call_written_pages"] = {**written, "total": sum(written.values())}
         # What the call's written pages alone cost at this machine's price of a copy-on-write.
