@@ -1,8 +1,14 @@
-"""Run one already-sandboxed command: feed stdin, capture output under a cap, enforce the wall clock.
+"""Start the worker's processes and run one already-sandboxed command: feed stdin, capture output under a
+cap, enforce the wall clock.
 
 This module knows nothing about namespaces; it receives the full argv (bubblewrap and the program)
 and the confinement (cgroup, rlimits) the process applies to itself before it executes. It reports
 what happened as a `ProcessOutcome` and never raises for anything the program does.
+
+Processes are started by `spawn` (`subprocess.Popen`) and their exit is learnt from a pidfd watched by
+the event loop, not by asyncio's subprocess machinery: uvloop, which the worker runs on, has no child
+watchers and its `subprocess_exec` refuses `user`, `group` and `extra_groups`, which every sandbox
+needs. The same code then runs on either loop.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import contextlib
 import os
 import resource
 import signal
+import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from service.sandbox.limits import Rlimit
@@ -70,22 +78,165 @@ class Confinement:
         os.nice(CALL_NICENESS)
 
 
-async def drain(stream: asyncio.StreamReader | None, captured: CapturedStream) -> None:
-    if stream is None:
-        return
-    while chunk := await stream.read(READ_CHUNK):
-        captured.take(chunk)
+class CallPipes:
+    """The call's stdin, stdout and stderr pipes; the child ends go to the zygote or to `spawn`.
+
+    Our ends are served by plain reader and writer callbacks on the event loop, not stream transports
+    and tasks: a trivial call's I/O is one write and two reads, and a transport and a task per pipe
+    cost the worker more than all of that I/O. Output is read as `drain` reads it (every byte counted,
+    the first `cap` kept); the program may exit without reading its input."""
+
+    def __init__(self, stdin: bytes, stdout: CapturedStream, stderr: CapturedStream) -> None:
+        self._loop = asyncio.get_running_loop()
+        stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+        stdout_r, stdout_w = os.pipe2(os.O_CLOEXEC)
+        stderr_r, stderr_w = os.pipe2(os.O_CLOEXEC)
+        self.child_ends = [stdin_r, stdout_w, stderr_w]
+        # Only our ends: O_NONBLOCK belongs to each end's open file, the program's ends stay blocking.
+        for fd in (stdin_w, stdout_r, stderr_r):
+            os.set_blocking(fd, False)
+        self._stdin_fd: int | None = stdin_w
+        self._stdin = memoryview(stdin)
+        self._feeding = False
+        self._readers = {stdout_r: stdout, stderr_r: stderr}
+        self._all_read = self._loop.create_future()
+
+    def start(self) -> None:
+        """Once the zygote or the child holds the child ends: ours are closed (the program's output must end when the
+        program does), then the output is watched and the input fed."""
+        self._close_child_ends()
+        for fd, captured in self._readers.items():
+            self._loop.add_reader(fd, self._read, fd, captured)
+        self._feed()
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Whether the output is read to its end (all its writers gone) within `timeout_s`."""
+        if not self._all_read.done():
+            await asyncio.wait((self._all_read,), timeout=timeout_s)
+        return self._all_read.done()
+
+    def _read(self, fd: int, captured: CapturedStream) -> None:
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            captured.take(chunk)
+            return
+        self._stop_reading(fd)
+        if not self._readers and not self._all_read.done():
+            self._all_read.set_result(None)
+
+    def _stop_reading(self, fd: int) -> None:
+        self._loop.remove_reader(fd)
+        os.close(fd)
+        del self._readers[fd]
+
+    def _feed(self) -> None:
+        assert self._stdin_fd is not None
+        try:
+            while self._stdin:
+                written = os.write(self._stdin_fd, self._stdin)
+                self._stdin = self._stdin[written:]
+        except BlockingIOError:
+            if not self._feeding:
+                self._loop.add_writer(self._stdin_fd, self._feed)
+                self._feeding = True
+            return
+        except OSError:
+            # The program exited (or closed its input) without reading it all: its business, not an error.
+            pass
+        self._stop_feeding()
+
+    def _stop_feeding(self) -> None:
+        if self._stdin_fd is None:
+            return
+        if self._feeding:
+            self._loop.remove_writer(self._stdin_fd)
+            self._feeding = False
+        os.close(self._stdin_fd)
+        self._stdin_fd = None
+        self._stdin.release()
+
+    def _close_child_ends(self) -> None:
+        for fd in self.child_ends:
+            os.close(fd)
+        self.child_ends = []
+
+    def close(self) -> None:
+        self._close_child_ends()
+        self._stop_feeding()
+        for fd in list(self._readers):
+            self._stop_reading(fd)
 
 
-async def feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:
-    if stdin is None:
-        return
-    # The program may exit without reading its input; that is its business, not an error.
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        if data:
-            stdin.write(data)
-            await stdin.drain()
-    stdin.close()
+class Child:
+    """A process started by `spawn`. Its exit is learnt from a pidfd the event loop watches (any loop:
+    asyncio's default one or uvloop), and it is reaped then, so it never lingers as a zombie."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self._loop = asyncio.get_running_loop()
+        self._exited = self._loop.create_future()
+        # The pid is still this child's: nothing else reaps it (asyncio's watchers and libuv wait for their
+        # own children only), `_on_exit` does.
+        self._pidfd = os.pidfd_open(popen.pid)
+        self._loop.add_reader(self._pidfd, self._on_exit)
+
+    @property
+    def returncode(self) -> int | None:
+        """As `Popen.returncode`: the exit status, or minus the signal that killed it; None while it runs."""
+        return self._popen.returncode
+
+    def _on_exit(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._popen.poll()
+        self._exited.set_result(None)
+
+    async def wait(self, timeout_s: float | None = None) -> int | None:
+        """The return code once it has exited; None if it still runs after `timeout_s`. A cancelled wait
+        leaves the watch in place for the next one."""
+        if not self._exited.done():
+            await asyncio.wait((self._exited,), timeout=timeout_s)
+        return self.returncode
+
+
+def spawn(
+    argv: list[str],
+    stdio: Sequence[int | None],
+    user: int | None,
+    pass_fds: tuple[int, ...] = (),
+    preexec_fn: Callable[[], None] | None = None,
+) -> Child:
+    """Start `argv` in a session of its own, so that `kill_tree` reaches all it starts. `stdio` is its
+    stdin, stdout and stderr (a descriptor, `subprocess.DEVNULL`, or None for the worker's own); `user`
+    is its uid and gid, with no supplementary groups."""
+    stdin, stdout, stderr = stdio
+    popen = subprocess.Popen(
+        argv,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        preexec_fn=preexec_fn,
+        # Empty: bubblewrap's own process is pid 1 inside the sandbox, and its /proc/1/environ is readable there.
+        env={},
+        user=user,
+        group=user,
+        extra_groups=[] if user is not None else None,
+        pass_fds=pass_fds,
+        close_fds=True,
+        start_new_session=True,
+    )
+    try:
+        return Child(popen)
+    except OSError:
+        kill_tree(popen.pid)
+        popen.wait()
+        raise
 
 
 def _decode_status(returncode: int) -> tuple[int | None, int | None]:
@@ -110,38 +261,31 @@ async def run_process(
     stdout = CapturedStream(output_cap, bytearray())
     stderr = CapturedStream(output_cap, bytearray())
     started = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=confinement.apply,
-        # Empty: bubblewrap's own process is pid 1 inside the call, and its /proc/1/environ is readable there.
-        env={},
-        user=user,
-        group=user,
-        extra_groups=[] if user is not None else None,
-        pass_fds=pass_fds,
-        close_fds=True,
-        start_new_session=True,
-    )
-    io = asyncio.gather(feed(proc.stdin, stdin), drain(proc.stdout, stdout), drain(proc.stderr, stderr))
-    timed_out = False
+    pipes = CallPipes(stdin, stdout, stderr)
     try:
-        await asyncio.wait_for(asyncio.shield(io), timeout_s)
-        await asyncio.wait_for(proc.wait(), max(0.1, timeout_s - (time.perf_counter() - started)))
-    except TimeoutError:
+        child = spawn(
+            argv,
+            stdio=pipes.child_ends,
+            user=user,
+            pass_fds=pass_fds,
+            preexec_fn=confinement.apply,
+        )
+        pipes.start()
         timed_out = True
+        try:
+            if await pipes.drained(timeout_s):
+                timed_out = await child.wait(max(0.1, timeout_s - (time.perf_counter() - started))) is None
+        finally:
+            kill_tree(child.pid)
+            returncode = await child.wait()
+            await pipes.drained(1.0)
     finally:
-        kill_tree(proc.pid)
-        await proc.wait()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(io, 1.0)
+        pipes.close()
     duration_ms = (time.perf_counter() - started) * 1000
-    exit_code, sig = _decode_status(proc.returncode if proc.returncode is not None else -signal.SIGKILL)
     if timed_out:
-        exit_code, sig = None, signal.SIGKILL
-    return ProcessOutcome(exit_code, sig, timed_out, stdout, stderr, duration_ms)
+        return ProcessOutcome(None, signal.SIGKILL, True, stdout, stderr, duration_ms)
+    exit_code, sig = _decode_status(returncode if returncode is not None else -signal.SIGKILL)
+    return ProcessOutcome(exit_code, sig, False, stdout, stderr, duration_ms)
 
 
 def kill_tree(pid: int) -> None:

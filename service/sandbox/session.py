@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from service.models import StageResult
 from service.sandbox.executor import MB, Sandbox, SeccompFd
 from service.sandbox.limits import Budget, LimitMode, RlimitLimiter
-from service.sandbox.process import Confinement, kill_tree
+from service.sandbox.process import Child, Confinement, kill_tree, spawn
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ async def first_line(sock: socket.socket, wait_s: float) -> tuple[dict[str, obje
 class Family:
     """One sandbox and the sessions living in it: the one opened there and the branches forked from it."""
 
-    sandbox: asyncio.subprocess.Process
+    sandbox: Child
     members: int = 0
 
     async def end_member(self, interpreter: int, mount_namespace: str, spared: set[int]) -> None:
@@ -243,17 +243,12 @@ class SessionProcess:
             argv = profile.command(self.workspace, program, fd)
             # Branches make their own user namespace: the one bubblewrap would forbid.
             argv.remove("--disable-userns")
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=theirs.fileno(),
-                stdout=theirs.fileno(),
-                stderr=asyncio.subprocess.DEVNULL,
-                preexec_fn=confinement.apply,
+            process = spawn(
+                argv,
+                (theirs.fileno(), theirs.fileno(), subprocess.DEVNULL),
                 user=self.uid,
-                group=self.uid,
-                extra_groups=[] if self.uid is not None else None,
                 pass_fds=(fd,),
-                start_new_session=True,
+                preexec_fn=confinement.apply,
             )
         self.family = Family(process)
         ready = await first_line(ours, START_TIMEOUT_S)

@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from service.sandbox import zygote_protocol as protocol
 from service.sandbox.bwrap import BwrapProfile
 from service.sandbox.images import Image, make_images
 from service.sandbox.limits import Rlimit
-from service.sandbox.process import CALL_NICENESS, READ_CHUNK, CapturedStream, ProcessOutcome
+from service.sandbox.process import CALL_NICENESS, CallPipes, CapturedStream, Child, ProcessOutcome, kill_tree, spawn
 from service.sandbox.python_main import read_source
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class Zygote:
         self.tmp_bytes = tmp_bytes
         # Its own copies of the files it maps, bound over the host's (none: it maps the host's).
         self.image: Image = ()
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: Child | None = None
         self.control: socket.socket | None = None
         self.reader: asyncio.Task[None] | None = None
         self.starting = asyncio.Lock()
@@ -125,16 +126,7 @@ class Zygote:
         ]
         argv = self.profile.zygote_command(self.slots_dir, Path(__file__).parent, SERVER_DIR, program, self.image)
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                pass_fds=(server_end.fileno(),),
-                env={},
-                user=self.uid,
-                group=self.uid,
-                extra_groups=[] if self.uid is not None else None,
-                start_new_session=True,
-            )
+            self.process = spawn(argv, (subprocess.DEVNULL, None, None), user=self.uid, pass_fds=(server_end.fileno(),))
         finally:
             server_end.close()
         control.setblocking(False)
@@ -166,8 +158,7 @@ class Zygote:
         self.reader = None
         self._lost("the zygote stopped")
         if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            kill_tree(self.process.pid)
             await self.process.wait()
             self.process = None
 
@@ -354,99 +345,6 @@ async def _answer(answer: asyncio.Future[protocol.CallReport], timeout_s: float)
     if not done:
         raise TimeoutError
     return answer.result()
-
-
-class CallPipes:
-    """The call's stdin, stdout and stderr pipes; the child ends travel to the zygote.
-
-    Our ends are served by plain reader and writer callbacks on the event loop, not stream transports
-    and tasks: a trivial call's I/O is one write and two reads, and a transport and a task per pipe
-    cost the worker more than all of that I/O. Output is read as `drain` reads it (every byte counted,
-    the first `cap` kept); the program may exit without reading its input."""
-
-    def __init__(self, stdin: bytes, stdout: CapturedStream, stderr: CapturedStream) -> None:
-        self._loop = asyncio.get_running_loop()
-        stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
-        stdout_r, stdout_w = os.pipe2(os.O_CLOEXEC)
-        stderr_r, stderr_w = os.pipe2(os.O_CLOEXEC)
-        self.child_ends = [stdin_r, stdout_w, stderr_w]
-        # Only our ends: O_NONBLOCK belongs to each end's open file, the program's ends stay blocking.
-        for fd in (stdin_w, stdout_r, stderr_r):
-            os.set_blocking(fd, False)
-        self._stdin_fd: int | None = stdin_w
-        self._stdin = memoryview(stdin)
-        self._feeding = False
-        self._readers = {stdout_r: stdout, stderr_r: stderr}
-        self._all_read = self._loop.create_future()
-
-    def start(self) -> None:
-        """Once the zygote holds the child ends: ours are closed (the program's output must end when the
-        program does), then the output is watched and the input fed."""
-        self._close_child_ends()
-        for fd, captured in self._readers.items():
-            self._loop.add_reader(fd, self._read, fd, captured)
-        self._feed()
-
-    async def drained(self, timeout_s: float) -> None:
-        """Until the output is read to its end (its writers are dead once the call is answered)."""
-        if not self._all_read.done():
-            await asyncio.wait((self._all_read,), timeout=timeout_s)
-
-    def _read(self, fd: int, captured: CapturedStream) -> None:
-        try:
-            chunk = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if chunk:
-            captured.take(chunk)
-            return
-        self._stop_reading(fd)
-        if not self._readers and not self._all_read.done():
-            self._all_read.set_result(None)
-
-    def _stop_reading(self, fd: int) -> None:
-        self._loop.remove_reader(fd)
-        os.close(fd)
-        del self._readers[fd]
-
-    def _feed(self) -> None:
-        assert self._stdin_fd is not None
-        try:
-            while self._stdin:
-                written = os.write(self._stdin_fd, self._stdin)
-                self._stdin = self._stdin[written:]
-        except BlockingIOError:
-            if not self._feeding:
-                self._loop.add_writer(self._stdin_fd, self._feed)
-                self._feeding = True
-            return
-        except OSError:
-            # The program exited (or closed its input) without reading it all: its business, not an error.
-            pass
-        self._stop_feeding()
-
-    def _stop_feeding(self) -> None:
-        if self._stdin_fd is None:
-            return
-        if self._feeding:
-            self._loop.remove_writer(self._stdin_fd)
-            self._feeding = False
-        os.close(self._stdin_fd)
-        self._stdin_fd = None
-        self._stdin.release()
-
-    def _close_child_ends(self) -> None:
-        for fd in self.child_ends:
-            os.close(fd)
-        self.child_ends = []
-
-    def close(self) -> None:
-        self._close_child_ends()
-        self._stop_feeding()
-        for fd in list(self._readers):
-            self._stop_reading(fd)
 
 
 class ZygotePool:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-import sys
+
+import uvloop
 
 from service.config import Settings
 from service.queue.redis_queue import RedisQueue, connect
@@ -20,11 +21,6 @@ from service.worker.runtimes import report_runtimes
 
 async def serve_worker(settings: Settings) -> None:
     allow_open_files()
-    if sys.version_info < (3, 12):
-        # Python 3.11 watches each child with a thread; a pidfd needs none (3.12+ does this itself).
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
     sandbox = Sandbox(settings)
     sandbox.check()
     await sandbox.start()
@@ -53,4 +49,5 @@ async def serve_worker(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings) -> None:
-    asyncio.run(serve_worker(settings))
+    # uvloop, as the gateway: its loop costs the worker less CPU per call than asyncio's own.
+    uvloop.run(serve_worker(settings))
