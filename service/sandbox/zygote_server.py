@@ -81,6 +81,12 @@ OVERTIME_S = 5.0
 # most of those 400 loops got overtime and ran to 10 ms: answered 0.5 s later, their slots held from
 # the calls queued behind them.) How often G looks again while it waits on one.
 STARVED_CPU_NS = 5_000_000
+# Those figures are a fast machine's: where the machine is slower (or its load slows every process), a
+# trivial call's own process takes longer too (5.4 ms seen with 2.5 ms of set-up), so the bound is
+# also this many times the CPU the call's process took to set the call up (the same steps every call
+# takes, on the same machine, at that moment), whichever is more. 0.6 ms of set-up (the VMs above)
+# leaves it at STARVED_CPU_NS.
+STARVED_SETUP_TIMES = 3
 STARVED_LOOK_S = 0.1
 # A process's CPU time where /proc has no `schedstat` to tell it: past any bound.
 UNCOUNTED_CPU_NS = 1 << 62
@@ -88,8 +94,9 @@ PF_EXITING = 0x4
 # The longest the zygote's loop sleeps when no namespace is due.
 LOOK_EVERY_S = 600.0
 MAX_MESSAGE, STDIO_FDS, MAX_FDS = protocol.MAX_MESSAGE, protocol.STDIO_FDS, protocol.MAX_FDS
-# H's stamp to G: when the program started (time.monotonic), its timeout, and the size of /dev/shm.
-STARTED = struct.Struct("ddq")
+# H's stamp to G: when the program started (time.monotonic), its timeout, the size of /dev/shm, and
+# the CPU H had taken by then, in ns.
+STARTED = struct.Struct("ddqq")
 NOTHING_YET = b"(nothing yet)"
 SLOTS = "/slots"
 # A slot's scratch directories: tmpfs mounts of its namespace, emptied after each call.
@@ -237,7 +244,7 @@ def run_call(requests: socket.socket, started: int, setup: Setup, shm_bytes: int
     load_filter(setup.policy)
     # Tells G that what follows is the program's doing (an exit before this is a sandbox failure),
     # from when, and for how long; one write of less than PIPE_BUF, so G reads it whole.
-    os.write(started, STARTED.pack(time.monotonic(), request["timeout_s"], shm_bytes))
+    os.write(started, STARTED.pack(time.monotonic(), request["timeout_s"], shm_bytes, time.thread_time_ns()))
     os.close(started)
     if script is not None:
         os._exit(run_python(script))
@@ -326,27 +333,27 @@ class CallProcess:
             report = self._ended(0.0)
             report["setup_failed"] = True
             return report, None
-        started, timeout_s, shm_bytes = STARTED.unpack(stamp)
+        started, timeout_s, shm_bytes, setup_ns = STARTED.unpack(stamp)
         poller.unregister(self.started)
         finished = bool(poller.poll(max(0.0, started + timeout_s - time.monotonic()) * 1000))
         duration_ms = (time.monotonic() - started) * 1000
         if not finished:
-            finished = self._overtime(poller)
+            finished = self._overtime(poller, starved_below_ns(setup_ns))
         if not finished:
             # A plain int: marshal (the report's way to the zygote) refuses an IntEnum.
             return {"timed_out": True, "signal": int(signal.SIGKILL), "duration_ms": duration_ms}, shm_bytes
         return self._ended(duration_ms), shm_bytes
 
-    def _overtime(self, poller: select.poll) -> bool:
+    def _overtime(self, poller: select.poll, starved_below: int) -> bool:
         """Past the deadline: whether the call ends within OVERTIME_S more, waited for only while it is
         exiting or starved. Exiting: the program had ended when its time ran out, and only its process's
         teardown was left (the kernel unmapping its memory, which waits on locks of the shared libraries
         that every process of the host takes). Starved: the machine, busy with hundreds of other calls,
-        had not run it. Neither is the program's time; a program that ran its time, or sleeps, is
-        stopped at once."""
+        had not run it (it wants a CPU and has had less than `starved_below` ns). Neither is the
+        program's time; a program that ran its time, or sleeps, is stopped at once."""
         give_up = time.monotonic() + OVERTIME_S
         seen = look_at(self.pid)
-        starved = seen.wants_cpu and seen.cpu_ns < STARVED_CPU_NS
+        starved = seen.wants_cpu and seen.cpu_ns < starved_below
         while (left := give_up - time.monotonic()) > 0:
             if seen.exiting:
                 return bool(poller.poll(left * 1000))
@@ -357,7 +364,7 @@ class CallProcess:
             # Starved at its deadline, it keeps its overtime until it has had that much CPU after all,
             # whatever it waits on between its turns (a pipe, its children).
             seen = look_at(self.pid)
-            starved = seen.cpu_ns < STARVED_CPU_NS
+            starved = seen.cpu_ns < starved_below
         return False
 
     def _ended(self, duration_ms: float) -> protocol.CallReport:
@@ -410,6 +417,12 @@ def look_at(pid: int) -> Threads:
     except (OSError, IndexError, ValueError):
         return Threads(False, False, 0)
     return Threads(exiting and bool(threads), wants_cpu, cpu_ns)
+
+
+def starved_below_ns(setup_ns: int) -> int:
+    """The CPU under which a call's process that still wants a CPU at its deadline was starved, for a
+    call whose process took `setup_ns` to set it up."""
+    return max(STARVED_CPU_NS, STARVED_SETUP_TIMES * setup_ns)
 
 
 def is_exiting(pid: int) -> bool:

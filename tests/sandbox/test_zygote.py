@@ -414,6 +414,30 @@ def test_a_process_is_starved_while_it_wants_a_cpu_and_has_had_little() -> None:
     assert done.stdout.split() == ["True", "False", "False", "False"]
 
 
+# argv: the directory of zygote_server. The starved bound for a call set up in 0.6 ms (a fast machine's),
+# in 2.5 ms (a slower one's: CI's VM when a trivial call among 400 loops took 5.4 ms) and in 10 ms.
+STARVED_BOUND = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import zygote_server
+
+print(*(zygote_server.starved_below_ns(round(setup_ms * 10**6)) for setup_ms in (0.6, 2.5, 10)))
+"""
+
+
+def test_the_starved_bound_grows_with_what_the_calls_set_up_took_on_this_machine() -> None:
+    """A slower machine's trivial call takes more CPU by its deadline: the bound is then three times
+    what the call's own set-up took, never under the fast machine's 5 ms."""
+    done = subprocess.run(
+        [PYTHON, "-I", "-B", "-c", STARVED_BOUND, str(SANDBOX_DIR)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert [int(bound) for bound in done.stdout.split()] == [5_000_000, 7_500_000, 30_000_000]
+
+
 def test_the_address_space_a_call_budgets_on_top_of_is_its_vmsize() -> None:
     """Under the rlimit fallback, a call's RLIMIT_AS is its budget plus what the warm image has mapped."""
     done = subprocess.run(
