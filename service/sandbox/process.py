@@ -204,6 +204,11 @@ class Child:
             await asyncio.wait((self._exited,), timeout=timeout_s)
         return self.returncode
 
+    async def stop(self) -> int | None:
+        """Kill it and all it started (its session), then reap it: its return code."""
+        kill_tree(self.pid)
+        return await self.wait()
+
 
 def spawn(
     argv: list[str],
@@ -276,8 +281,7 @@ async def run_process(
             if await pipes.drained(timeout_s):
                 timed_out = await child.wait(max(0.1, timeout_s - (time.perf_counter() - started))) is None
         finally:
-            kill_tree(child.pid)
-            returncode = await child.wait()
+            returncode = await child.stop()
             await pipes.drained(1.0)
     finally:
         pipes.close()

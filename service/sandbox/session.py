@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from service.models import StageResult
 from service.sandbox.executor import MB, Sandbox, SeccompFd
 from service.sandbox.limits import Budget, LimitMode, RlimitLimiter
-from service.sandbox.process import Child, Confinement, kill_tree, spawn
+from service.sandbox.process import Child, Confinement, spawn
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +192,7 @@ class Family:
         """Kill one session's processes (but the inits in `spared`); the last member takes the sandbox."""
         self.members -= 1
         if self.members <= 0:
-            kill_tree(self.sandbox.pid)
-            with contextlib.suppress(ProcessLookupError):
-                await self.sandbox.wait()
+            await self.sandbox.stop()
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(interpreter, signal.SIGKILL)
@@ -431,8 +429,6 @@ class SessionProcess:
         if not self.pid:
             # Never became a member (it did not start): the sandbox is this session's alone.
             if self.family.members <= 0:
-                kill_tree(self.family.sandbox.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    await self.family.sandbox.wait()
+                await self.family.sandbox.stop()
             return
         await self.family.end_member(self.pid, self.mount_namespace, self.inits)

@@ -34,7 +34,7 @@ from service.sandbox import zygote_protocol as protocol
 from service.sandbox.bwrap import BwrapProfile
 from service.sandbox.images import Image, make_images
 from service.sandbox.limits import Rlimit
-from service.sandbox.process import CALL_NICENESS, CallPipes, CapturedStream, Child, ProcessOutcome, kill_tree, spawn
+from service.sandbox.process import CALL_NICENESS, CallPipes, CapturedStream, Child, ProcessOutcome, spawn
 from service.sandbox.python_main import read_source
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,7 @@ class Zygote:
         self.reader = None
         self._lost("the zygote stopped")
         if self.process is not None:
-            kill_tree(self.process.pid)
-            await self.process.wait()
+            await self.process.stop()
             self.process = None
 
     def _lost(self, reason: str) -> None:

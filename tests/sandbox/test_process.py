@@ -143,3 +143,19 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_stop_kills_the_child_and_what_it_started_and_reaps_it(run_on_loop: Callable[..., Any]) -> None:
+    async def scenario() -> tuple[int | None, int, int]:
+        readable, writable = os.pipe()
+        script = "sleep 30 & echo $!; sleep 30"
+        child = spawn(["/bin/sh", "-c", script], (subprocess.DEVNULL, writable, None), user=None)
+        os.close(writable)
+        background = int(os.read(readable, 64))
+        os.close(readable)
+        return await child.stop(), child.pid, background
+
+    returncode, pid, background = run_on_loop(scenario())
+    assert returncode == -signal.SIGKILL
+    assert not Path(f"/proc/{pid}").exists()
+    assert not _running(background)
